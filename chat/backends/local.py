@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chat.models import Channel, Message
+    from hobbies.models import User
+
+
+class LocalBackend:
+    """The embedded default: the database is the whole messaging service."""
+
+    name = "local"
+
+    def ensure_user(self, user: User) -> str:
+        return ""
+
+    def create_channel(self, channel: Channel) -> str:
+        return ""
+
+    def add_member(self, channel: Channel, user: User) -> None:
+        return None
+
+    def remove_member(self, channel: Channel, user: User) -> None:
+        return None
+
+    def send_message(self, message: Message) -> str:
+        return ""
+
+    def edit_message(self, message: Message) -> None:
+        return None
+
+    def delete_message(self, message: Message) -> None:
+        return None
+
+    def history(
+        self, channel: Channel, *, before: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        from chat.selectors import messages_page
+
+        return messages_page(channel, before=before, limit=limit)

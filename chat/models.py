@@ -1,0 +1,175 @@
+"""Channels, their members, messages, revisions, reactions and mentions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from hobbies.models import Community
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from hobbies.models import User
+
+
+class ChannelQuerySet(models.QuerySet["Channel"]):
+    def visible_to(self, user: User) -> QuerySet[Channel]:
+        """Channels the user is a member of, in communities the user belongs to."""
+        return self.filter(members__user=user, community__memberships__user=user)
+
+
+class Channel(models.Model):
+    class Kind(models.TextChoices):
+        OPEN = "open", "Open to every member"
+        PRIVATE = "private", "Private: invited members only"
+        ANNOUNCEMENT = "announcement", "Announcements: only moderators post"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="channels")
+    name = models.SlugField(max_length=50)
+    topic = models.CharField(max_length=250, blank=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.OPEN)
+    # Id of the newest message; written under the channel's row lock with each send, so message
+    # ids of one channel are committed in increasing order.
+    last_message_id = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ChannelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["community", "name"], name="channel_name_unique"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["open", "private", "announcement"]), name="channel_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("channel", kwargs={"slug": self.community.slug, "name": self.name})
+
+
+class ChannelMember(models.Model):
+    """A user's subscription to a channel, with the read marker.
+
+    Every community member has one for each open and announcement channel; private channels
+    have one only for invited members.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channel_memberships"
+    )
+    last_read_id = models.BigIntegerField(default=0)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "user"], name="channel_member_unique")
+        ]
+        indexes = [models.Index(fields=["user", "channel"], name="channel_member_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.channel}"
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def with_related(self) -> QuerySet[Message]:
+        """Everything the message partial needs, in a fixed number of queries."""
+        return self.select_related(
+            "author__profile", "reply_to__author__profile", "channel"
+        ).prefetch_related("reactions")
+
+    def live(self) -> QuerySet[Message]:
+        return self.filter(deleted_at__isnull=True)
+
+
+class Message(models.Model):
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
+    )
+    client_id = models.UUIDField()
+    body = models.TextField()
+    # Sanitized HTML of `body`, rendered once when the body is written.
+    body_html = models.TextField()
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    external_id = models.CharField(max_length=128, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["author", "client_id"], name="message_client_id_unique")
+        ]
+        indexes = [models.Index(fields=["channel", "id"], name="message_channel_id")]
+
+    def __str__(self) -> str:
+        return f"{self.author} in {self.channel_id}: {self.body[:40]}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class MessageRevision(models.Model):
+    """A previous version of an edited message's body."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
+    body = models.TextField()
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"revision of {self.message_id} at {self.replaced_at:%Y-%m-%d %H:%M}"
+
+
+class Reaction(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class Mention(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mentions"
+    )
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="mention_unique")
+        ]
+        indexes = [models.Index(fields=["user", "channel", "message"], name="mention_user_channel")]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in {self.message_id}"

@@ -1,0 +1,64 @@
+"""The MESSAGE object of the protocol and API, with its HTML from the one message partial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from chat.models import Message
+from hobbies.models import User
+
+MESSAGE_PARTIAL = "chat/_message.html"
+EXCERPT_LENGTH = 140
+
+
+def author_payload(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "display_name": user.display_name}
+
+
+def reactions_summary(message: Message) -> list[dict[str, Any]]:
+    """Reactions grouped by emoji, in the order each emoji was first used."""
+    grouped: dict[str, list[int]] = {}
+    for reaction in message.reactions.all():
+        grouped.setdefault(reaction.emoji, []).append(reaction.user_id)
+    return [{"emoji": e, "count": len(users), "users": users} for e, users in grouped.items()]
+
+
+def reply_summary(message: Message) -> dict[str, Any] | None:
+    parent = message.reply_to
+    if parent is None:
+        return None
+    deleted = parent.is_deleted
+    return {
+        "id": parent.id,
+        "author": author_payload(parent.author),
+        "excerpt": "" if deleted else parent.body[:EXCERPT_LENGTH],
+        "deleted": deleted,
+    }
+
+
+def render_message(message: Message, reactions: list[dict[str, Any]] | None = None) -> str:
+    if reactions is None:
+        reactions = reactions_summary(message)
+    return render_to_string(
+        MESSAGE_PARTIAL,
+        {"message": message, "reactions": reactions, "reply": reply_summary(message)},
+    ).strip()
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    reactions = reactions_summary(message)
+    deleted = message.is_deleted
+    return {
+        "id": message.id,
+        "channel": message.channel_id,
+        "author": author_payload(message.author),
+        "body": "" if deleted else message.body,
+        "html": render_message(message, reactions),
+        "created_at": message.created_at,
+        "edited_at": message.edited_at,
+        "deleted": deleted,
+        "reply_to": reply_summary(message),
+        "reactions": reactions,
+    }

@@ -1,0 +1,164 @@
+"""Reads about channels and messages. Each fetch checks that the user may see what it returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+
+from chat.models import Channel, ChannelMember, Mention, Message
+from hobbies.errors import NotFound
+from hobbies.models import User
+
+MAX_MENTIONS = 25
+
+
+def channel_for_member(user: User, channel_id: int | str | None) -> Channel:
+    """The channel with this id, if the user is one of its members; else `NotFound`.
+
+    Used by views, the API and the socket alike. A channel the user may not see is reported as
+    not found, never as forbidden, so its existence does not leak.
+    """
+    try:
+        channel_id = int(channel_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise NotFound("No such channel.") from None
+    if not user.is_authenticated:
+        raise NotFound("No such channel.")
+    channel = (
+        Channel.objects.visible_to(user).select_related("community").filter(id=channel_id).first()
+    )
+    if channel is None:
+        raise NotFound("No such channel.")
+    return channel
+
+
+def channel_by_name_for_member(user: User, slug: str, name: str) -> Channel:
+    channel = (
+        Channel.objects.visible_to(user)
+        .select_related("community")
+        .filter(community__slug=slug, name=name)
+        .first()
+    )
+    if channel is None:
+        raise NotFound("No such channel.")
+    return channel
+
+
+def message_for_member(user: User, message_id: int | str | None) -> Message:
+    """The message with this id, if the user is a member of its channel; else `NotFound`."""
+    try:
+        message_id = int(message_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise NotFound("No such message.") from None
+    if not user.is_authenticated:
+        raise NotFound("No such message.")
+    message = (
+        Message.objects.with_related()
+        .filter(id=message_id, channel__in=Channel.objects.visible_to(user))
+        .first()
+    )
+    if message is None:
+        raise NotFound("No such message.")
+    return message
+
+
+def channel_member(user: User, channel: Channel) -> ChannelMember | None:
+    return ChannelMember.objects.filter(user=user, channel=channel).first()
+
+
+def channels_for_user(user: User, community_id: int | None = None) -> list[dict[str, Any]]:
+    """The user's channels with unread and mention counts, in two queries."""
+    members = ChannelMember.objects.filter(
+        user=user, channel__community__memberships__user=user
+    ).select_related("channel__community")
+    if community_id is not None:
+        members = members.filter(channel__community_id=community_id)
+    unread = (
+        Message.objects.filter(channel=OuterRef("channel"), id__gt=OuterRef("last_read_id"))
+        .live()
+        .exclude(author=user)
+        .order_by()
+        .values("channel")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    mentions = (
+        Mention.objects.filter(
+            user=user, channel=OuterRef("channel"), message__id__gt=OuterRef("last_read_id")
+        )
+        .filter(message__deleted_at__isnull=True)
+        .order_by()
+        .values("channel")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    rows = members.annotate(
+        unread=Coalesce(Subquery(unread), 0), mention_count=Coalesce(Subquery(mentions), 0)
+    ).order_by("channel__community__name", "channel__name")
+    return [
+        {
+            "id": m.channel.id,
+            "name": m.channel.name,
+            "topic": m.channel.topic,
+            "kind": m.channel.kind,
+            "community": {
+                "id": m.channel.community.id,
+                "slug": m.channel.community.slug,
+                "name": m.channel.community.name,
+            },
+            "unread": m.unread,
+            "mentions": m.mention_count,
+            "last_read_id": m.last_read_id,
+            "last_id": m.channel.last_message_id,
+            "url": m.channel.get_absolute_url(),
+        }
+        for m in rows
+    ]
+
+
+def messages_page(
+    channel: Channel, *, before: int | None = None, after: int | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """A page of messages in id order, by keyset on id.
+
+    With `after`, the oldest `limit` messages newer than it; otherwise the newest `limit`
+    messages older than `before` (or the newest of all). `has_more` says whether more exist
+    beyond the page in the direction read.
+    """
+    limit = max(1, min(limit, 200))
+    qs = Message.objects.with_related().filter(channel=channel)
+    if after is not None:
+        rows = list(qs.filter(id__gt=after).order_by("id")[: limit + 1])
+        return rows[:limit], len(rows) > limit
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    rows = list(qs.order_by("-id")[: limit + 1])
+    has_more = len(rows) > limit
+    return list(reversed(rows[:limit])), has_more
+
+
+def messages_since(channel: Channel, since: int, limit: int) -> tuple[list[Message], bool]:
+    """Messages newer than `since`, oldest first; `truncated` if there are more than `limit`."""
+    rows = list(
+        Message.objects.with_related().filter(channel=channel, id__gt=since).order_by("id")[
+            : limit + 1
+        ]
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def mentionable_members(channel: Channel, usernames: set[str]) -> dict[str, tuple[int, str]]:
+    """Channel members among `usernames` (compared without case), as the renderer wants them."""
+    names = sorted(usernames)[:MAX_MENTIONS]
+    if not names:
+        return {}
+    match = Q()
+    for name in names:
+        match |= Q(user__username__iexact=name)
+    rows = ChannelMember.objects.filter(channel=channel).filter(match)
+    return {
+        username.lower(): (user_id, username)
+        for user_id, username in rows.values_list("user_id", "user__username")
+    }

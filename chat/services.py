@@ -1,0 +1,340 @@
+"""Every change to channels, messages, reactions and read markers goes through here."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from chat import events
+from chat.backends import get_backend
+from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
+from chat.payloads import message_payload
+from chat.rendering import mention_candidates, render_body
+from chat.selectors import mentionable_members
+from hobbies import ratelimit
+from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
+from hobbies.models import Community, Membership, User
+from hobbies.selectors import is_moderator
+
+MAX_EMOJI_LENGTH = 16
+
+
+# --- Channels -------------------------------------------------------------------------------
+
+
+def channel_create(
+    *,
+    community: Community,
+    name: str,
+    by: User | None,
+    topic: str = "",
+    kind: str = Channel.Kind.OPEN,
+) -> Channel:
+    """Create a channel. `by` must moderate the community (None: the system, on creation)."""
+    if by is not None and not is_moderator(by, community.id):
+        raise Forbidden("Only moderators can create channels.")
+    slug = slugify(name)[:50]
+    if not slug:
+        raise Invalid("A channel needs a name made of letters, digits or dashes.")
+    if kind not in Channel.Kind.values:
+        raise Invalid("Unknown channel kind.")
+    if len(topic) > 250:
+        raise TooLong("A topic has at most 250 characters.")
+    with transaction.atomic():
+        if Channel.objects.filter(community=community, name=slug).exists():
+            raise Conflict(f"#{slug} already exists in this community.")
+        channel = Channel.objects.create(community=community, name=slug, topic=topic, kind=kind)
+        get_backend().create_channel(channel)
+        if kind == Channel.Kind.PRIVATE:
+            if by is not None:
+                _channel_member_add(channel, by)
+        else:
+            for user in User.objects.filter(memberships__community=community):
+                _channel_member_add(channel, user)
+    return channel
+
+
+def channel_update(*, channel: Channel, by: User, topic: str) -> Channel:
+    if not is_moderator(by, channel.community_id):
+        raise Forbidden("Only moderators can change the topic.")
+    if len(topic) > 250:
+        raise TooLong("A topic has at most 250 characters.")
+    channel.topic = topic
+    channel.save(update_fields=["topic"])
+    return channel
+
+
+def channel_member_add(*, channel: Channel, user: User, by: User) -> ChannelMember:
+    """Invite a community member into a private channel (moderators, or its members)."""
+    if not Membership.objects.filter(community_id=channel.community_id, user=user).exists():
+        raise Invalid("Only members of the community can be added to its channels.")
+    allowed = is_moderator(by, channel.community_id) or (
+        channel.kind == Channel.Kind.PRIVATE
+        and ChannelMember.objects.filter(channel=channel, user=by).exists()
+    )
+    if not allowed:
+        raise Forbidden("You cannot add members to this channel.")
+    with transaction.atomic():
+        return _channel_member_add(channel, user)
+
+
+def channel_member_remove(*, channel: Channel, user: User, by: User) -> None:
+    """Remove a user from a private channel; their sockets stop receiving it at once."""
+    if by != user and not is_moderator(by, channel.community_id):
+        raise Forbidden("Only moderators can remove others from a channel.")
+    if channel.kind != Channel.Kind.PRIVATE and by != user:
+        raise Invalid("Members leave open channels by leaving the community.")
+    with transaction.atomic():
+        _channel_members_remove(user, ChannelMember.objects.filter(channel=channel, user=user))
+
+
+def _channel_member_add(channel: Channel, user: User) -> ChannelMember:
+    member, created = ChannelMember.objects.get_or_create(
+        channel=channel, user=user, defaults={"last_read_id": channel.last_message_id}
+    )
+    if created:
+        get_backend().add_member(channel, user)
+    return member
+
+
+def community_channels_join(*, community: Community, user: User) -> None:
+    """Give a new community member every open and announcement channel (inside their join)."""
+    for channel in community.channels.exclude(kind=Channel.Kind.PRIVATE):
+        _channel_member_add(channel, user)
+
+
+def community_channels_leave(*, community: Community, user: User) -> None:
+    """Take a leaving member out of every channel of the community (inside their leave)."""
+    _channel_members_remove(
+        user, ChannelMember.objects.filter(channel__community=community, user=user)
+    )
+
+
+def _channel_members_remove(user: User, members: Any) -> None:
+    backend = get_backend()
+    for member in members.select_related("channel"):
+        backend.remove_member(member.channel, user)
+        member.delete()
+        events.control_on_commit(events.user_key(user.id), "kick", channel=member.channel_id)
+
+
+# --- Messages -------------------------------------------------------------------------------
+
+
+def _clean_body(body: Any) -> str:
+    if not isinstance(body, str):
+        raise Invalid("A message body must be text.")
+    body = body.replace("\r\n", "\n").strip()
+    if not body:
+        raise Invalid("A message cannot be empty.")
+    if len(body) > settings.CHAT_MESSAGE_MAX_LENGTH:
+        raise TooLong(f"A message has at most {settings.CHAT_MESSAGE_MAX_LENGTH} characters.")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in body):
+        raise Invalid("A message cannot contain control characters.")
+    return body
+
+
+def _parse_client_id(client_id: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(client_id))
+    except (TypeError, ValueError):
+        raise Invalid("client_id must be a UUID.") from None
+
+
+def message_send(
+    *,
+    channel: Channel,
+    author: User,
+    body: Any,
+    client_id: Any,
+    reply_to: int | None = None,
+) -> tuple[Message, bool]:
+    """Post a message; returns it and whether it is new.
+
+    Idempotent on `(author, client_id)`: a retry returns the first message and broadcasts
+    nothing. The caller has fetched `channel` with `channel_for_member`.
+    """
+    cid = _parse_client_id(client_id)
+    existing = _existing(author, cid, channel)
+    if existing is not None:
+        return existing, False
+    text = _clean_body(body)
+    if channel.kind == Channel.Kind.ANNOUNCEMENT and not is_moderator(author, channel.community_id):
+        raise Forbidden("Only moderators post in announcement channels.")
+    parent = None
+    if reply_to is not None:
+        parent = Message.objects.filter(id=reply_to, channel=channel).first()
+        if parent is None:
+            raise NotFound("The message you reply to is not in this channel.")
+    ratelimit.hit("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER)
+    ratelimit.hit("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL)
+    rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
+    try:
+        with transaction.atomic():
+            # The row lock orders sends per channel: ids commit in increasing order, so a
+            # client replaying `since` its last seen id never skips one committed later.
+            locked = Channel.objects.select_for_update().get(id=channel.id)
+            message = Message.objects.create(
+                channel=locked,
+                author=author,
+                client_id=cid,
+                body=text,
+                body_html=rendered.html,
+                reply_to=parent,
+            )
+            locked.last_message_id = message.id
+            locked.save(update_fields=["last_message_id"])
+            channel.last_message_id = message.id
+            Mention.objects.bulk_create(
+                Mention(message=message, user_id=uid, channel=locked)
+                for uid in rendered.mentioned_ids
+                if uid != author.id
+            )
+            ChannelMember.objects.filter(channel=locked, user=author).update(
+                last_read_id=message.id
+            )
+            external_id = get_backend().send_message(message)
+            if external_id:
+                message.external_id = external_id
+                message.save(update_fields=["external_id"])
+            _broadcast_message(message, "message.new")
+    except IntegrityError:
+        # The same client_id raced us; the first one won.
+        existing = _existing(author, cid, channel)
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def _existing(author: User, client_id: uuid.UUID, channel: Channel) -> Message | None:
+    existing = Message.objects.with_related().filter(author=author, client_id=client_id).first()
+    if existing is not None and existing.channel_id != channel.id:
+        raise Conflict("This client_id was already used in another channel.")
+    return existing
+
+
+def _broadcast_message(message: Message, kind: str, **extra: Any) -> None:
+    message_id, channel_id = message.id, message.channel_id
+
+    def build() -> dict[str, Any]:
+        fresh = Message.objects.with_related().get(id=message_id)
+        return {"type": kind, "message": message_payload(fresh), **extra}
+
+    events.broadcast_on_commit(
+        events.channel_key(channel_id), build, meta={"kind": kind, "id": message_id}
+    )
+
+
+def message_edit(*, message: Message, by: User, body: Any) -> Message:
+    if message.author_id != by.id:
+        raise Forbidden("You can only edit your own messages.")
+    if message.is_deleted:
+        raise Invalid("A deleted message cannot be edited.")
+    text = _clean_body(body)
+    if text == message.body:
+        return message
+    channel = message.channel
+    rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
+    with transaction.atomic():
+        MessageRevision.objects.create(message=message, body=message.body)
+        message.body = text
+        message.body_html = rendered.html
+        message.edited_at = timezone.now()
+        message.save(update_fields=["body", "body_html", "edited_at"])
+        already = set(message.mentions.values_list("user_id", flat=True))
+        Mention.objects.bulk_create(
+            Mention(message=message, user_id=uid, channel_id=message.channel_id)
+            for uid in rendered.mentioned_ids - already
+            if uid != by.id
+        )
+        get_backend().edit_message(message)
+        _broadcast_message(message, "message.updated")
+    return message
+
+
+def message_delete(*, message: Message, by: User) -> Message:
+    """Delete a message, leaving a tombstone. Authors and community moderators may."""
+    if message.author_id != by.id and not is_moderator(by, message.channel.community_id):
+        raise Forbidden("You can only delete your own messages.")
+    if message.is_deleted:
+        return message
+    with transaction.atomic():
+        # The text is kept as a revision for moderators (admin); the channel shows a tombstone.
+        MessageRevision.objects.create(message=message, body=message.body)
+        message.deleted_at = timezone.now()
+        message.deleted_by = by
+        message.body = ""
+        message.body_html = ""
+        message.save(update_fields=["deleted_at", "deleted_by", "body", "body_html"])
+        message.reactions.all().delete()
+        get_backend().delete_message(message)
+        _broadcast_message(message, "message.deleted")
+    return message
+
+
+# --- Reactions ------------------------------------------------------------------------------
+
+
+def _clean_emoji(emoji: Any) -> str:
+    if not isinstance(emoji, str):
+        raise Invalid("An emoji must be text.")
+    emoji = unicodedata.normalize("NFC", emoji.strip())
+    if not emoji or len(emoji) > MAX_EMOJI_LENGTH:
+        raise Invalid("Pick one emoji.")
+    if not any(unicodedata.category(ch) == "So" for ch in emoji) or any(
+        ch.isspace() or ch.isalpha() or unicodedata.category(ch) == "Cc" for ch in emoji
+    ):
+        raise Invalid("Pick one emoji.")
+    return emoji
+
+
+def reaction_add(*, message: Message, user: User, emoji: Any) -> Message:
+    emoji = _clean_emoji(emoji)
+    if message.is_deleted:
+        raise Invalid("You cannot react to a deleted message.")
+    ratelimit.hit("reaction-user", str(user.id), settings.RATE_LIMIT_REACTIONS_USER)
+    with transaction.atomic():
+        _, created = Reaction.objects.get_or_create(message=message, user=user, emoji=emoji)
+        if created:
+            _broadcast_message(message, "reaction", emoji=emoji, user=user.id, added=True)
+    return message
+
+
+def reaction_remove(*, message: Message, user: User, emoji: Any) -> Message:
+    emoji = _clean_emoji(emoji)
+    with transaction.atomic():
+        removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+        if removed:
+            _broadcast_message(message, "reaction", emoji=emoji, user=user.id, added=False)
+    return message
+
+
+# --- Read markers ---------------------------------------------------------------------------
+
+
+def read_mark(*, channel: Channel, user: User, message_id: Any) -> int:
+    """Move the user's read marker forward to `message_id`; returns the marker."""
+    try:
+        message_id = int(message_id)
+    except (TypeError, ValueError):
+        raise Invalid("message must be a message id.") from None
+    with transaction.atomic():
+        member = ChannelMember.objects.select_for_update().filter(channel=channel, user=user).first()
+        if member is None:
+            raise NotFound("No such channel.")
+        target = min(message_id, Channel.objects.get(id=channel.id).last_message_id)
+        if target > member.last_read_id:
+            member.last_read_id = target
+            member.save(update_fields=["last_read_id"])
+            events.broadcast_on_commit(
+                events.user_key(user.id),
+                lambda: {"type": "read", "channel": channel.id, "message": target},
+            )
+        return member.last_read_id

@@ -1,0 +1,164 @@
+"""The channel page, its plain-form actions, and the JSON API (session auth)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from chat import selectors, services
+from chat.payloads import message_payload, render_message
+from chat.presence import online_ids
+from hobbies.errors import DomainError, Invalid
+from hobbies.selectors import community_members, membership_of
+from hobbies.views import domain_errors
+
+# --- Pages ----------------------------------------------------------------------------------
+
+
+@login_required
+@domain_errors
+def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    user = request.user
+    channel = selectors.channel_by_name_for_member(user, slug, name)  # type: ignore[arg-type]
+    community = channel.community
+    membership = membership_of(user, community)  # type: ignore[arg-type]
+    rows, has_more = selectors.messages_page(channel, limit=settings.CHAT_PAGE_SIZE)
+    member = selectors.channel_member(user, channel)  # type: ignore[arg-type]
+    last_read = member.last_read_id if member else 0
+    divider_before = next(
+        (m.id for m in rows if m.id > last_read and m.author_id != user.id), None
+    )
+    members = list(community_members(community))
+    online = online_ids(m.user_id for m in members)
+    all_channels = selectors.channels_for_user(user)  # type: ignore[arg-type]
+    context = {
+        "channel": channel,
+        "community": community,
+        "membership": membership,
+        "messages_html": [(m.id, render_message(m)) for m in rows],
+        "has_more": has_more,
+        "last_read_id": last_read,
+        "divider_before": divider_before,
+        "last_id": rows[-1].id if rows else 0,
+        "channels": [c for c in all_channels if c["community"]["id"] == community.id],
+        "members": members,
+        "online": online,
+        "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
+        "can_post": channel.kind != channel.Kind.ANNOUNCEMENT
+        or (membership is not None and membership.is_moderator),
+        "new_client_id": uuid.uuid4(),
+        "reply_to": request.GET.get("reply_to", ""),
+    }
+    return render(request, "chat/channel.html", context)
+
+
+@login_required
+@require_POST
+@domain_errors
+def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """The plain-form way to post (no JavaScript needed)."""
+    channel = selectors.channel_by_name_for_member(request.user, slug, name)  # type: ignore[arg-type]
+    reply_to = request.POST.get("reply_to") or None
+    try:
+        services.message_send(
+            channel=channel,
+            author=request.user,  # type: ignore[arg-type]
+            body=request.POST.get("body", ""),
+            client_id=request.POST.get("client_id") or uuid.uuid4(),
+            reply_to=int(reply_to) if reply_to and reply_to.isdigit() else None,
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(channel.get_absolute_url() + "#composer")
+
+
+# --- JSON API -------------------------------------------------------------------------------
+
+
+def api_view(view: Callable[..., dict[str, Any] | tuple[dict[str, Any], int]]) -> Callable[..., HttpResponse]:
+    """JSON in, JSON out; a domain error becomes `{"error": {"code", "detail"}}` with its status."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse(
+                {"error": {"code": "unauthenticated", "detail": "Log in first."}}, status=401
+            )
+        try:
+            result = view(request, *args, **kwargs)
+        except DomainError as exc:
+            return JsonResponse({"error": {"code": exc.code, "detail": exc.detail}}, status=exc.status)
+        body, status = result if isinstance(result, tuple) else (result, 200)
+        return JsonResponse(body, status=status)
+
+    return wrapper
+
+
+def _query_int(request: HttpRequest, name: str) -> int | None:
+    raw = request.GET.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit():
+        raise Invalid(f"{name} must be a positive integer.")
+    return int(raw)
+
+
+@require_http_methods(["GET"])
+@api_view
+def api_channels(request: HttpRequest) -> dict[str, Any]:
+    return {"channels": selectors.channels_for_user(request.user)}  # type: ignore[arg-type]
+
+
+@require_http_methods(["GET", "POST"])
+@api_view
+def api_messages(request: HttpRequest, channel_id: int) -> dict[str, Any] | tuple[dict[str, Any], int]:
+    channel = selectors.channel_for_member(request.user, channel_id)  # type: ignore[arg-type]
+    if request.method == "POST":
+        data = _request_data(request)
+        reply_to = data.get("reply_to")
+        message, created = services.message_send(
+            channel=channel,
+            author=request.user,  # type: ignore[arg-type]
+            body=data.get("body"),
+            client_id=data.get("client_id"),
+            reply_to=_as_id(reply_to, "reply_to"),
+        )
+        return {"message": message_payload(message)}, 201 if created else 200
+    before, after = _query_int(request, "before"), _query_int(request, "after")
+    if before is not None and after is not None:
+        raise Invalid("Give before or after, not both.")
+    limit = _query_int(request, "limit") or settings.CHAT_PAGE_SIZE
+    rows, has_more = selectors.messages_page(channel, before=before, after=after, limit=limit)
+    return {"messages": [message_payload(m) for m in rows], "has_more": has_more}
+
+
+def _request_data(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            raise Invalid("The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise Invalid("The body must be a JSON object.")
+        return data
+    return request.POST.dict()
+
+
+def _as_id(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise Invalid(f"{name} must be a message id.")

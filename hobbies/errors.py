@@ -1,0 +1,43 @@
+"""Domain errors: raised by services and fetches, mapped to HTTP statuses and `error` frames."""
+
+
+class DomainError(Exception):
+    code = "invalid"
+    status = 400
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail or self.default_detail()
+
+    def default_detail(self) -> str:
+        return self.code.replace("_", " ").capitalize() + "."
+
+
+class Invalid(DomainError):
+    code = "invalid"
+    status = 400
+
+
+class TooLong(DomainError):
+    code = "too_long"
+    status = 400
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    status = 429

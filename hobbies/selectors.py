@@ -1,0 +1,80 @@
+"""Reads about communities and memberships, with the permission checks built in."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from hobbies.errors import Forbidden, NotFound
+from hobbies.models import Community, JoinRequest, Membership, User
+
+
+def membership_of(user: User, community: Community) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(community=community, user=user).first()
+
+
+def community_for_viewer(user: User, slug: str) -> Community:
+    """A community the user may look at: any public one, or a private one they belong to.
+
+    A private community the user does not belong to is reported as not found, so its existence
+    does not leak (an invite link is the way in).
+    """
+    community = Community.objects.filter(slug=slug).first()
+    if community is None:
+        raise NotFound("No such community.")
+    if not community.is_public and membership_of(user, community) is None:
+        raise NotFound("No such community.")
+    return community
+
+
+def community_for_member(user: User, slug: str) -> tuple[Community, Membership]:
+    community = community_for_viewer(user, slug)
+    membership = membership_of(user, community)
+    if membership is None:
+        raise Forbidden("Join this community first.")
+    return community, membership
+
+
+def community_for_moderator(user: User, slug: str) -> tuple[Community, Membership]:
+    community, membership = community_for_member(user, slug)
+    if not membership.is_moderator:
+        raise Forbidden("Only moderators can do that.")
+    return community, membership
+
+
+def is_moderator(user: User, community_id: int) -> bool:
+    return Membership.objects.filter(
+        community_id=community_id,
+        user=user,
+        role__in=[Membership.Role.OWNER, Membership.Role.MODERATOR],
+    ).exists()
+
+
+def directory(user: User, *, query: str = "", tag: str = "") -> QuerySet[Community]:
+    return (
+        Community.objects.listed_for(user)
+        .search(query=query, tag=tag)
+        .annotate(member_count=Count("memberships", distinct=True))
+        .prefetch_related("tags")
+    )
+
+
+def user_communities(user: User) -> QuerySet[Community]:
+    if not user.is_authenticated:
+        return Community.objects.none()
+    return Community.objects.filter(memberships__user=user).order_by("name")
+
+
+def community_members(community: Community) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(community=community)
+        .select_related("user__profile")
+        .order_by("user__username")
+    )
+
+
+def pending_join_requests(community: Community) -> QuerySet[JoinRequest]:
+    return JoinRequest.objects.filter(
+        community=community, status=JoinRequest.Status.PENDING
+    ).select_related("user__profile")

@@ -1,0 +1,35 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.static import serve
+
+from chat import views as chat_views
+from hobbies import views
+
+urlpatterns = [
+    path("", views.directory, name="directory"),
+    path("accounts/login/", views.RateLimitedLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/profile/", views.profile, name="profile"),
+    path("communities/new/", views.community_new, name="community_new"),
+    path("c/<slug:slug>/", views.community, name="community"),
+    path("c/<slug:slug>/join/", views.community_join, name="community_join"),
+    path("c/<slug:slug>/leave/", views.community_leave, name="community_leave"),
+    path("c/<slug:slug>/manage/", views.community_manage, name="community_manage"),
+    path("c/<slug:slug>/<slug:name>/", chat_views.channel_page, name="channel"),
+    path("c/<slug:slug>/<slug:name>/post/", chat_views.channel_post, name="channel_post"),
+    path("invite/<str:code>/", views.invite_accept, name="invite"),
+    path("api/channels/", chat_views.api_channels, name="api_channels"),
+    path("api/channels/<int:channel_id>/messages/", chat_views.api_messages, name="api_messages"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]
+
+# Avatars on the embedded default; production keeps media in object storage.
+urlpatterns += [
+    path("media/avatars/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "avatars"})
+]
+

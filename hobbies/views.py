@@ -1,0 +1,318 @@
+"""Pages for accounts, the community directory and community management."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from hobbies import ratelimit, selectors, services
+from hobbies.errors import DomainError, NotFound
+from hobbies.models import Community, JoinRequest, Membership, User
+
+
+def domain_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Show a domain error as a message on the page the user came from (or a 404 page)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            return render(request, "error.html", {"error": exc}, status=404)
+        except DomainError as exc:
+            if request.method == "POST":
+                messages.error(request, exc.detail)
+                return redirect(request.POST.get("next") or request.path)
+            return render(request, "error.html", {"error": exc}, status=exc.status)
+
+    return wrapper
+
+
+# --- Accounts -------------------------------------------------------------------------------
+
+
+class SignupForm(forms.Form):
+    username = forms.CharField(max_length=30)
+    display_name = forms.CharField(max_length=64, required=False)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(widget=forms.PasswordInput, min_length=8)
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("directory")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ratelimit.hit("signup", _client_ip(request), settings.RATE_LIMIT_SIGNUP)
+            user = services.user_create(
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password"],
+                email=form.cleaned_data["email"],
+                display_name=form.cleaned_data["display_name"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("directory")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+class RateLimitedLoginView(LoginView):
+    """Django's log-in, with attempts limited per client address and per username."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            ratelimit.hit("login-ip", _client_ip(request), settings.RATE_LIMIT_LOGIN)
+            username = str(request.POST.get("username", ""))[:150].lower()
+            ratelimit.hit("login-user", username, settings.RATE_LIMIT_LOGIN)
+        except DomainError as exc:
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(None, exc.detail)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR", "unknown"))
+
+
+class ProfileForm(forms.Form):
+    display_name = forms.CharField(max_length=64, required=False)
+    bio = forms.CharField(max_length=280, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    hobbies = forms.CharField(max_length=200, required=False)
+    avatar = forms.FileField(required=False)
+    clear_avatar = forms.BooleanField(required=False)
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    current = services.profile_ensure(user=request.user)  # type: ignore[arg-type]
+    initial = {"display_name": current.display_name, "bio": current.bio, "hobbies": current.hobbies}
+    form = ProfileForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.profile_update(
+                user=request.user,  # type: ignore[arg-type]
+                display_name=form.cleaned_data["display_name"],
+                bio=form.cleaned_data["bio"],
+                hobbies=form.cleaned_data["hobbies"],
+                avatar=form.cleaned_data["avatar"],
+                clear_avatar=form.cleaned_data["clear_avatar"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, "Profile saved.")
+            return redirect("profile")
+    return render(request, "hobbies/profile.html", {"form": form, "profile": current})
+
+
+# --- Directory and communities --------------------------------------------------------------
+
+
+def directory(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:80]
+    tag = request.GET.get("tag", "").strip()[:40]
+    communities = selectors.directory(request.user, query=query, tag=tag)  # type: ignore[arg-type]
+    mine = set(selectors.user_communities(request.user).values_list("id", flat=True))  # type: ignore[arg-type]
+    return render(
+        request,
+        "hobbies/directory.html",
+        {"communities": communities, "q": query, "tag": tag, "mine": mine},
+    )
+
+
+class CommunityForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    tags = forms.CharField(max_length=200, required=False, help_text="Comma-separated, e.g. film, darkroom")
+    visibility = forms.ChoiceField(choices=Community.Visibility.choices)
+
+
+@login_required
+@domain_errors
+def community_new(request: HttpRequest) -> HttpResponse:
+    form = CommunityForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            community = services.community_create(
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                tags=form.cleaned_data["tags"].split(","),
+                visibility=form.cleaned_data["visibility"],
+                by=request.user,  # type: ignore[arg-type]
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            return redirect(community.get_absolute_url())
+    return render(request, "hobbies/community_form.html", {"form": form})
+
+
+@domain_errors
+def community(request: HttpRequest, slug: str) -> HttpResponse:
+    from chat.selectors import channels_for_user
+
+    item = selectors.community_for_viewer(request.user, slug)  # type: ignore[arg-type]
+    membership = selectors.membership_of(request.user, item)  # type: ignore[arg-type]
+    context: dict[str, Any] = {"community": item, "membership": membership}
+    if membership is not None:
+        channels = channels_for_user(request.user, item.id)  # type: ignore[arg-type]
+        if channels and request.GET.get("about") is None:
+            general = next((c for c in channels if c["name"] == "general"), channels[0])
+            return redirect(general["url"])
+        context["channels"] = channels
+    elif request.user.is_authenticated:
+        context["pending_request"] = JoinRequest.objects.filter(
+            community=item, user=request.user, status=JoinRequest.Status.PENDING
+        ).exists()
+    context["member_count"] = item.memberships.count()
+    return render(request, "hobbies/community.html", context)
+
+
+@login_required
+@require_POST
+@domain_errors
+def community_join(request: HttpRequest, slug: str) -> HttpResponse:
+    item = selectors.community_for_viewer(request.user, slug)  # type: ignore[arg-type]
+    if item.is_public:
+        services.membership_join(community=item, user=request.user)  # type: ignore[arg-type]
+        messages.success(request, f"Welcome to {item.name}!")
+    else:
+        services.join_request_create(
+            community=item, user=request.user, message=request.POST.get("message", "")[:280]  # type: ignore[arg-type]
+        )
+        messages.info(request, "Request sent: a moderator will answer it.")
+    return redirect(item.get_absolute_url())
+
+
+@login_required
+@require_POST
+@domain_errors
+def community_leave(request: HttpRequest, slug: str) -> HttpResponse:
+    item, _ = selectors.community_for_member(request.user, slug)  # type: ignore[arg-type]
+    services.membership_leave(community=item, user=request.user)  # type: ignore[arg-type]
+    messages.info(request, f"You left {item.name}.")
+    return redirect("directory")
+
+
+@login_required
+@domain_errors
+def invite_accept(request: HttpRequest, code: str) -> HttpResponse:
+    item = Community.objects.filter(invite_code=code).first()
+    if item is None:
+        raise NotFound("This invite link is not valid any more.")
+    if request.method == "POST":
+        services.membership_join_by_invite(code=code, user=request.user)  # type: ignore[arg-type]
+        messages.success(request, f"Welcome to {item.name}!")
+        return redirect(item.get_absolute_url())
+    return render(request, "hobbies/invite.html", {"community": item})
+
+
+@login_required
+@domain_errors
+def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
+    item, membership = selectors.community_for_moderator(request.user, slug)  # type: ignore[arg-type]
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action in ("approve", "reject"):
+            join_request = JoinRequest.objects.filter(
+                community=item, id=request.POST.get("request")
+            ).first()
+            if join_request is None:
+                raise NotFound("No such request.")
+            services.join_request_decide(
+                request=join_request, by=request.user, approve=action == "approve"  # type: ignore[arg-type]
+            )
+        elif action == "reset_invite":
+            services.community_invite_reset(community=item, by=request.user)  # type: ignore[arg-type]
+        elif action == "remove":
+            target = User.objects.filter(id=request.POST.get("user")).first()
+            if target is None:
+                raise NotFound("No such member.")
+            services.membership_remove(community=item, user=target, by=request.user)  # type: ignore[arg-type]
+        elif action == "role":
+            target = User.objects.filter(id=request.POST.get("user")).first()
+            if target is None:
+                raise NotFound("No such member.")
+            services.membership_set_role(
+                community=item, user=target, role=request.POST.get("role", ""), by=request.user  # type: ignore[arg-type]
+            )
+        elif action == "channel":
+            from chat.services import channel_create
+
+            channel_create(
+                community=item,
+                name=request.POST.get("name", ""),
+                topic=request.POST.get("topic", ""),
+                kind=request.POST.get("kind", "open"),
+                by=request.user,  # type: ignore[arg-type]
+            )
+        messages.success(request, "Done.")
+        return redirect("community_manage", slug=slug)
+    return render(
+        request,
+        "hobbies/manage.html",
+        {
+            "community": item,
+            "membership": membership,
+            "members": selectors.community_members(item),
+            "requests": selectors.pending_join_requests(item),
+            "invite_url": request.build_absolute_uri(f"/invite/{item.invite_code}/"),
+            "roles": Membership.Role.choices,
+        },
+    )
+
+
+# --- Health ---------------------------------------------------------------------------------
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"status": "ok"})
+
+
+async def _layer_roundtrip(layer: Any) -> None:
+    import asyncio
+
+    name = await layer.new_channel("readyz.")
+    await layer.send(name, {"type": "probe"})
+    await asyncio.wait_for(layer.receive(name), timeout=2)
+
+
+@require_GET
+def readyz(request: HttpRequest) -> HttpResponse:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        layer = get_channel_layer()
+        assert layer is not None
+        async_to_sync(_layer_roundtrip)(layer)
+        checks["channel_layer"] = "ok"
+    except Exception as exc:
+        checks["channel_layer"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503)
