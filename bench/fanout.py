@@ -95,7 +95,7 @@ class ServerProcess:
     ) -> ServerProcess:
         log_path = workdir / f"{name}-server.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            process = subprocess.Popen(
                 command,
                 cwd=ROOT,
                 env=env,
@@ -177,7 +177,7 @@ def setup_naive(port: int, subscribers: int) -> Setup:
 
 def run_step(command: list[str], env: dict[str, str]) -> str:
     """Run a setup command to completion; its stdout, or an error carrying its output's tail."""
-    done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     if done.returncode != 0:

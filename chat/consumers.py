@@ -74,7 +74,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         session = self.scope.get("session")
         self.user, self.user_id = user, user.id
-        self.session_hash = session_hash(session.session_key) if session and session.session_key else ""
+        self.session_hash = (
+            session_hash(session.session_key) if session and session.session_key else ""
+        )
         self.subscriptions: dict[str, Subscription] = {}
         self.outbox: deque[str] = deque()
         self.wake = asyncio.Event()
@@ -106,7 +108,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _announce_presence(self, *, online: bool) -> None:
         for community_id in self.community_ids:
-            payload = {"type": "presence", "community": community_id, "user": self.me, "online": online}
+            payload = {
+                "type": "presence",
+                "community": community_id,
+                "user": self.me,
+                "online": online,
+            }
             await hub_module.publish(frame_event(community_key(community_id), payload))
 
     # --- Outgoing ----------------------------------------------------------------------------
@@ -116,7 +123,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if len(self.outbox) >= settings.CHAT_SOCKET_MAX_PENDING:
             # The client cannot keep up: close, and let it reconnect and catch up with `since`.
-            logger.warning("closing socket of user %s: %d frames pending", self.user_id, len(self.outbox))
+            logger.warning(
+                "closing socket of user %s: %d frames pending", self.user_id, len(self.outbox)
+            )
             self.closed = True
             self.outbox.clear()
             asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
@@ -155,7 +164,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ckey = channel_key(event["channel"])
             sub = self.subscriptions.pop(ckey, None)
             if sub is not None:
-                self._reply({"type": "unsubscribed", "channel": event["channel"], "reason": "removed"})
+                self._reply(
+                    {"type": "unsubscribed", "channel": event["channel"], "reason": "removed"}
+                )
                 asyncio.get_running_loop().create_task(self._release(ckey, sub.community_id))
         elif action == "close" and event.get("session") == self.session_hash:
             self.closed = True
@@ -198,7 +209,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._reply({"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref})
         except Exception:
             logger.exception("socket frame failed for user %s", self.user_id)
-            self._reply({"type": "error", "code": "internal", "detail": "Something broke; try again.", "ref": ref})
+            self._reply(
+                {
+                    "type": "error",
+                    "code": "internal",
+                    "detail": "Something broke; try again.",
+                    "ref": ref,
+                }
+            )
 
     def _spend_token(self) -> None:
         if not settings.RATE_LIMITS_ENABLED:
@@ -212,7 +230,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         since = frame.get("since")
-        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
             raise Invalid("since is a message id or null.")
         channel = await database_sync_to_async(channel_for_member)(self.user, frame.get("channel"))
         ckey = channel_key(channel.id)

@@ -30,7 +30,9 @@ def broadcast_on_commit(
 
 def control_on_commit(key: str, action: str, **data: Any) -> None:
     """After commit, ask the sockets listening to `key` to act (`close`, `kick`)."""
-    transaction.on_commit(lambda: hub.publish_sync(hub.control_event(key, action, **data)), robust=True)
+    transaction.on_commit(
+        lambda: hub.publish_sync(hub.control_event(key, action, **data)), robust=True
+    )
 
 
 def channel_key(channel_id: int) -> str:

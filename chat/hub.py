@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 logger = logging.getLogger(__name__)
@@ -61,15 +62,12 @@ class Hub:
             self._reset_state()
             self._loop = loop
             self._lock = asyncio.Lock()
-            layer = get_channel_layer()
-            assert layer is not None, "CHANNEL_LAYERS must define 'default'"
-            self._channel_name = await layer.new_channel("hub.")
+            self._channel_name = await channel_layer().new_channel("hub.")
             self._tasks = [
                 loop.create_task(self._receive_loop(self._channel_name)),
                 loop.create_task(self._refresh_loop()),
             ]
-        assert self._channel_name is not None
-        return self._channel_name
+        return self._channel_name or ""
 
     def _reset_state(self) -> None:
         for task in self._tasks:
@@ -105,8 +103,7 @@ class Hub:
     async def _sync_group(self, key: str) -> None:
         if self._lock is None or self._channel_name is None:
             return
-        layer = get_channel_layer()
-        assert layer is not None
+        layer = channel_layer()
         async with self._lock:
             wanted = key in self._listeners
             if wanted and key not in self._joined:
@@ -117,8 +114,7 @@ class Hub:
                 await layer.group_discard(group_name(key), self._channel_name)
 
     async def _receive_loop(self, channel_name: str) -> None:
-        layer = get_channel_layer()
-        assert layer is not None
+        layer = channel_layer()
         while True:
             try:
                 event = await layer.receive(channel_name)
@@ -146,8 +142,7 @@ class Hub:
 
     async def _refresh_loop(self) -> None:
         # Redis forgets group members after `group_expiry`; say again that we are listening.
-        layer = get_channel_layer()
-        assert layer is not None
+        layer = channel_layer()
         while True:
             await asyncio.sleep(GROUP_REFRESH_SECONDS)
             if self._channel_name is None:
@@ -157,13 +152,22 @@ class Hub:
                     await layer.group_add(group_name(key), self._channel_name)
 
 
+def channel_layer() -> Any:
+    layer = get_channel_layer()
+    if layer is None:
+        raise ImproperlyConfigured("CHANNEL_LAYERS must define a 'default' layer.")
+    return layer
+
+
 hub = Hub()
 
 
 # --- Publishing -----------------------------------------------------------------------------
 
 
-def frame_event(key: str, payload: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def frame_event(
+    key: str, payload: dict[str, Any], meta: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {"type": "hub.frame", "key": key, "frame": encode(payload), "meta": meta or {}}
 
 
@@ -172,8 +176,7 @@ def control_event(key: str, action: str, **data: Any) -> dict[str, Any]:
 
 
 async def publish(event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    assert layer is not None
+    layer = channel_layer()
     await layer.group_send(group_name(event["key"]), event)
 
 

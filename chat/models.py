@@ -166,9 +166,7 @@ class Mention(models.Model):
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["message", "user"], name="mention_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="mention_unique")]
         indexes = [models.Index(fields=["user", "channel", "message"], name="mention_user_channel")]
 
     def __str__(self) -> str:

@@ -91,9 +91,7 @@ def _text(content: str) -> Token:
     return token
 
 
-def _render_mention(
-    self: Any, tokens: list[Token], idx: int, options: Any, env: Any
-) -> str:
+def _render_mention(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
     meta = tokens[idx].meta
     username = nh3.clean_text(meta["username"])
     return f'<span class="mention" data-user-id="{int(meta["user_id"])}">@{username}</span>'

@@ -142,9 +142,9 @@ def messages_page(
 def messages_since(channel: Channel, since: int, limit: int) -> tuple[list[Message], bool]:
     """Messages newer than `since`, oldest first; `truncated` if there are more than `limit`."""
     rows = list(
-        Message.objects.with_related().filter(channel=channel, id__gt=since).order_by("id")[
-            : limit + 1
-        ]
+        Message.objects.with_related()
+        .filter(channel=channel, id__gt=since)
+        .order_by("id")[: limit + 1]
     )
     return rows[:limit], len(rows) > limit
 

@@ -326,7 +326,9 @@ def read_mark(*, channel: Channel, user: User, message_id: Any) -> int:
     except (TypeError, ValueError):
         raise Invalid("message must be a message id.") from None
     with transaction.atomic():
-        member = ChannelMember.objects.select_for_update().filter(channel=channel, user=user).first()
+        member = (
+            ChannelMember.objects.select_for_update().filter(channel=channel, user=user).first()
+        )
         if member is None:
             raise NotFound("No such channel.")
         target = min(message_id, Channel.objects.get(id=channel.id).last_message_id)

@@ -20,7 +20,7 @@ from chat.payloads import message_payload, render_message
 from chat.presence import online_ids
 from hobbies.errors import DomainError, Invalid
 from hobbies.selectors import community_members, membership_of
-from hobbies.views import domain_errors
+from hobbies.views import domain_errors, me
 
 # --- Pages ----------------------------------------------------------------------------------
 
@@ -28,19 +28,17 @@ from hobbies.views import domain_errors
 @login_required
 @domain_errors
 def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
-    user = request.user
-    channel = selectors.channel_by_name_for_member(user, slug, name)  # type: ignore[arg-type]
+    user = me(request)
+    channel = selectors.channel_by_name_for_member(user, slug, name)
     community = channel.community
-    membership = membership_of(user, community)  # type: ignore[arg-type]
+    membership = membership_of(user, community)
     rows, has_more = selectors.messages_page(channel, limit=settings.CHAT_PAGE_SIZE)
-    member = selectors.channel_member(user, channel)  # type: ignore[arg-type]
+    member = selectors.channel_member(user, channel)
     last_read = member.last_read_id if member else 0
-    divider_before = next(
-        (m.id for m in rows if m.id > last_read and m.author_id != user.id), None
-    )
+    divider_before = next((m.id for m in rows if m.id > last_read and m.author_id != user.id), None)
     members = list(community_members(community))
     online = online_ids(m.user_id for m in members)
-    all_channels = selectors.channels_for_user(user)  # type: ignore[arg-type]
+    all_channels = selectors.channels_for_user(user)
     context = {
         "channel": channel,
         "community": community,
@@ -67,15 +65,15 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 @domain_errors
 def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     """The plain-form way to post (no JavaScript needed)."""
-    channel = selectors.channel_by_name_for_member(request.user, slug, name)  # type: ignore[arg-type]
-    reply_to = request.POST.get("reply_to") or None
+    channel = selectors.channel_by_name_for_member(me(request), slug, name)
+    reply_to = request.POST.get("reply_to", "")
     try:
         services.message_send(
             channel=channel,
-            author=request.user,  # type: ignore[arg-type]
+            author=me(request),
             body=request.POST.get("body", ""),
             client_id=request.POST.get("client_id") or uuid.uuid4(),
-            reply_to=int(reply_to) if reply_to and reply_to.isdigit() else None,
+            reply_to=int(reply_to) if reply_to.isdigit() else None,
         )
     except DomainError as exc:
         messages.error(request, exc.detail)
@@ -85,7 +83,9 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 # --- JSON API -------------------------------------------------------------------------------
 
 
-def api_view(view: Callable[..., dict[str, Any] | tuple[dict[str, Any], int]]) -> Callable[..., HttpResponse]:
+def api_view(
+    view: Callable[..., dict[str, Any] | tuple[dict[str, Any], int]],
+) -> Callable[..., HttpResponse]:
     """JSON in, JSON out; a domain error becomes `{"error": {"code", "detail"}}` with its status."""
 
     @wraps(view)
@@ -97,7 +97,9 @@ def api_view(view: Callable[..., dict[str, Any] | tuple[dict[str, Any], int]]) -
         try:
             result = view(request, *args, **kwargs)
         except DomainError as exc:
-            return JsonResponse({"error": {"code": exc.code, "detail": exc.detail}}, status=exc.status)
+            return JsonResponse(
+                {"error": {"code": exc.code, "detail": exc.detail}}, status=exc.status
+            )
         body, status = result if isinstance(result, tuple) else (result, 200)
         return JsonResponse(body, status=status)
 
@@ -105,8 +107,8 @@ def api_view(view: Callable[..., dict[str, Any] | tuple[dict[str, Any], int]]) -
 
 
 def _query_int(request: HttpRequest, name: str) -> int | None:
-    raw = request.GET.get(name)
-    if raw in (None, ""):
+    raw = request.GET.get(name, "")
+    if raw == "":
         return None
     if not raw.isdigit():
         raise Invalid(f"{name} must be a positive integer.")
@@ -116,19 +118,21 @@ def _query_int(request: HttpRequest, name: str) -> int | None:
 @require_http_methods(["GET"])
 @api_view
 def api_channels(request: HttpRequest) -> dict[str, Any]:
-    return {"channels": selectors.channels_for_user(request.user)}  # type: ignore[arg-type]
+    return {"channels": selectors.channels_for_user(me(request))}
 
 
 @require_http_methods(["GET", "POST"])
 @api_view
-def api_messages(request: HttpRequest, channel_id: int) -> dict[str, Any] | tuple[dict[str, Any], int]:
-    channel = selectors.channel_for_member(request.user, channel_id)  # type: ignore[arg-type]
+def api_messages(
+    request: HttpRequest, channel_id: int
+) -> dict[str, Any] | tuple[dict[str, Any], int]:
+    channel = selectors.channel_for_member(me(request), channel_id)
     if request.method == "POST":
         data = _request_data(request)
         reply_to = data.get("reply_to")
         message, created = services.message_send(
             channel=channel,
-            author=request.user,  # type: ignore[arg-type]
+            author=me(request),
             body=data.get("body"),
             client_id=data.get("client_id"),
             reply_to=_as_id(reply_to, "reply_to"),

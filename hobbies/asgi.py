@@ -18,6 +18,8 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Origin is checked against ALLOWED_HOSTS: a page on another site cannot open a socket
         # with our users' cookies.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )

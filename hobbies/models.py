@@ -21,9 +21,6 @@ def new_invite_code() -> str:
 class User(AbstractUser):
     """A person with an account. Profile details live on `Profile`."""
 
-    class Meta(AbstractUser.Meta):
-        swappable = "AUTH_USER_MODEL"
-
     @property
     def display_name(self) -> str:
         profile = getattr(self, "profile", None)
@@ -62,15 +59,15 @@ class Tag(models.Model):
 
 
 class CommunityQuerySet(models.QuerySet["Community"]):
-    def listed_for(self, user: User | None) -> QuerySet[Community]:
-        """Communities a user may see in the directory: public ones, and private ones they belong to."""
+    def listed_for(self, user: User | None) -> CommunityQuerySet:
+        """Directory entries for a user: public communities, and private ones they belong to."""
         if user is None or not user.is_authenticated:
             return self.filter(visibility=Community.Visibility.PUBLIC)
         return self.filter(
             Q(visibility=Community.Visibility.PUBLIC) | Q(memberships__user=user)
         ).distinct()
 
-    def search(self, query: str = "", tag: str = "") -> QuerySet[Community]:
+    def search(self, query: str = "", tag: str = "") -> CommunityQuerySet:
         qs = self
         if query:
             qs = qs.filter(Q(name__icontains=query) | Q(description__icontains=query))
@@ -92,12 +89,10 @@ class Community(models.Model):
         max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC
     )
     invite_code = models.CharField(max_length=40, unique=True, default=new_invite_code)
-    created_by = models.ForeignKey(
-        User, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = CommunityQuerySet.as_manager()
+    objects: CommunityQuerySet = CommunityQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta:
         ordering = ["name"]

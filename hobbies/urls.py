@@ -32,4 +32,3 @@ urlpatterns = [
 urlpatterns += [
     path("media/avatars/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "avatars"})
 ]
-

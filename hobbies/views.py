@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -20,6 +20,11 @@ from django.views.decorators.http import require_GET, require_POST
 from hobbies import ratelimit, selectors, services
 from hobbies.errors import DomainError, NotFound
 from hobbies.models import Community, JoinRequest, Membership, User
+
+
+def me(request: HttpRequest) -> User:
+    """The requesting user, typed as ours (anonymous users have `is_authenticated` False)."""
+    return cast(User, request.user)
 
 
 def domain_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -101,13 +106,13 @@ class ProfileForm(forms.Form):
 
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
-    current = services.profile_ensure(user=request.user)  # type: ignore[arg-type]
+    current = services.profile_ensure(user=me(request))
     initial = {"display_name": current.display_name, "bio": current.bio, "hobbies": current.hobbies}
     form = ProfileForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             services.profile_update(
-                user=request.user,  # type: ignore[arg-type]
+                user=me(request),
                 display_name=form.cleaned_data["display_name"],
                 bio=form.cleaned_data["bio"],
                 hobbies=form.cleaned_data["hobbies"],
@@ -128,8 +133,8 @@ def profile(request: HttpRequest) -> HttpResponse:
 def directory(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:80]
     tag = request.GET.get("tag", "").strip()[:40]
-    communities = selectors.directory(request.user, query=query, tag=tag)  # type: ignore[arg-type]
-    mine = set(selectors.user_communities(request.user).values_list("id", flat=True))  # type: ignore[arg-type]
+    communities = selectors.directory(me(request), query=query, tag=tag)
+    mine = set(selectors.user_communities(me(request)).values_list("id", flat=True))
     return render(
         request,
         "hobbies/directory.html",
@@ -139,8 +144,12 @@ def directory(request: HttpRequest) -> HttpResponse:
 
 class CommunityForm(forms.Form):
     name = forms.CharField(max_length=80)
-    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 4}))
-    tags = forms.CharField(max_length=200, required=False, help_text="Comma-separated, e.g. film, darkroom")
+    description = forms.CharField(
+        max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    tags = forms.CharField(
+        max_length=200, required=False, help_text="Comma-separated, e.g. film, darkroom"
+    )
     visibility = forms.ChoiceField(choices=Community.Visibility.choices)
 
 
@@ -155,7 +164,7 @@ def community_new(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data["description"],
                 tags=form.cleaned_data["tags"].split(","),
                 visibility=form.cleaned_data["visibility"],
-                by=request.user,  # type: ignore[arg-type]
+                by=me(request),
             )
         except DomainError as exc:
             form.add_error(None, exc.detail)
@@ -168,11 +177,11 @@ def community_new(request: HttpRequest) -> HttpResponse:
 def community(request: HttpRequest, slug: str) -> HttpResponse:
     from chat.selectors import channels_for_user
 
-    item = selectors.community_for_viewer(request.user, slug)  # type: ignore[arg-type]
-    membership = selectors.membership_of(request.user, item)  # type: ignore[arg-type]
+    item = selectors.community_for_viewer(me(request), slug)
+    membership = selectors.membership_of(me(request), item)
     context: dict[str, Any] = {"community": item, "membership": membership}
     if membership is not None:
-        channels = channels_for_user(request.user, item.id)  # type: ignore[arg-type]
+        channels = channels_for_user(me(request), item.id)
         if channels and request.GET.get("about") is None:
             general = next((c for c in channels if c["name"] == "general"), channels[0])
             return redirect(general["url"])
@@ -189,13 +198,15 @@ def community(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @domain_errors
 def community_join(request: HttpRequest, slug: str) -> HttpResponse:
-    item = selectors.community_for_viewer(request.user, slug)  # type: ignore[arg-type]
+    item = selectors.community_for_viewer(me(request), slug)
     if item.is_public:
-        services.membership_join(community=item, user=request.user)  # type: ignore[arg-type]
+        services.membership_join(community=item, user=me(request))
         messages.success(request, f"Welcome to {item.name}!")
     else:
         services.join_request_create(
-            community=item, user=request.user, message=request.POST.get("message", "")[:280]  # type: ignore[arg-type]
+            community=item,
+            user=me(request),
+            message=request.POST.get("message", "")[:280],
         )
         messages.info(request, "Request sent: a moderator will answer it.")
     return redirect(item.get_absolute_url())
@@ -205,8 +216,8 @@ def community_join(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @domain_errors
 def community_leave(request: HttpRequest, slug: str) -> HttpResponse:
-    item, _ = selectors.community_for_member(request.user, slug)  # type: ignore[arg-type]
-    services.membership_leave(community=item, user=request.user)  # type: ignore[arg-type]
+    item, _ = selectors.community_for_member(me(request), slug)
+    services.membership_leave(community=item, user=me(request))
     messages.info(request, f"You left {item.name}.")
     return redirect("directory")
 
@@ -218,7 +229,7 @@ def invite_accept(request: HttpRequest, code: str) -> HttpResponse:
     if item is None:
         raise NotFound("This invite link is not valid any more.")
     if request.method == "POST":
-        services.membership_join_by_invite(code=code, user=request.user)  # type: ignore[arg-type]
+        services.membership_join_by_invite(code=code, user=me(request))
         messages.success(request, f"Welcome to {item.name}!")
         return redirect(item.get_absolute_url())
     return render(request, "hobbies/invite.html", {"community": item})
@@ -227,31 +238,36 @@ def invite_accept(request: HttpRequest, code: str) -> HttpResponse:
 @login_required
 @domain_errors
 def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
-    item, membership = selectors.community_for_moderator(request.user, slug)  # type: ignore[arg-type]
+    item, membership = selectors.community_for_moderator(me(request), slug)
     if request.method == "POST":
         action = request.POST.get("action")
         if action in ("approve", "reject"):
             join_request = JoinRequest.objects.filter(
-                community=item, id=request.POST.get("request")
+                community=item, id=_post_id(request, "request")
             ).first()
             if join_request is None:
                 raise NotFound("No such request.")
             services.join_request_decide(
-                request=join_request, by=request.user, approve=action == "approve"  # type: ignore[arg-type]
+                request=join_request,
+                by=me(request),
+                approve=action == "approve",
             )
         elif action == "reset_invite":
-            services.community_invite_reset(community=item, by=request.user)  # type: ignore[arg-type]
+            services.community_invite_reset(community=item, by=me(request))
         elif action == "remove":
-            target = User.objects.filter(id=request.POST.get("user")).first()
+            target = User.objects.filter(id=_post_id(request, "user")).first()
             if target is None:
                 raise NotFound("No such member.")
-            services.membership_remove(community=item, user=target, by=request.user)  # type: ignore[arg-type]
+            services.membership_remove(community=item, user=target, by=me(request))
         elif action == "role":
-            target = User.objects.filter(id=request.POST.get("user")).first()
+            target = User.objects.filter(id=_post_id(request, "user")).first()
             if target is None:
                 raise NotFound("No such member.")
             services.membership_set_role(
-                community=item, user=target, role=request.POST.get("role", ""), by=request.user  # type: ignore[arg-type]
+                community=item,
+                user=target,
+                role=request.POST.get("role", ""),
+                by=me(request),
             )
         elif action == "channel":
             from chat.services import channel_create
@@ -261,7 +277,7 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
                 name=request.POST.get("name", ""),
                 topic=request.POST.get("topic", ""),
                 kind=request.POST.get("kind", "open"),
-                by=request.user,  # type: ignore[arg-type]
+                by=me(request),
             )
         messages.success(request, "Done.")
         return redirect("community_manage", slug=slug)
@@ -277,6 +293,13 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
             "roles": Membership.Role.choices,
         },
     )
+
+
+def _post_id(request: HttpRequest, name: str) -> int:
+    value = request.POST.get(name, "")
+    if not value.isdigit():
+        raise NotFound(f"No such {name}.")
+    return int(value)
 
 
 # --- Health ---------------------------------------------------------------------------------
@@ -298,7 +321,8 @@ async def _layer_roundtrip(layer: Any) -> None:
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
     from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+
+    from chat.hub import channel_layer
 
     checks: dict[str, str] = {}
     try:
@@ -308,11 +332,11 @@ def readyz(request: HttpRequest) -> HttpResponse:
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        layer = get_channel_layer()
-        assert layer is not None
-        async_to_sync(_layer_roundtrip)(layer)
+        async_to_sync(_layer_roundtrip)(channel_layer())
         checks["channel_layer"] = "ok"
     except Exception as exc:
         checks["channel_layer"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
+    )

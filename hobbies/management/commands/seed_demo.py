@@ -25,7 +25,10 @@ COMMUNITIES: list[dict[str, Any]] = [
         "tags": ["photography", "film", "darkroom"],
         "owner": "alice",
         "members": ["bob", "carol"],
-        "channels": [("gear", "Lenses, bodies and bags", "open"), ("news", "Club news", "announcement")],
+        "channels": [
+            ("gear", "Lenses, bodies and bags", "open"),
+            ("news", "Club news", "announcement"),
+        ],
     },
     {
         "name": "Board Games",
@@ -70,7 +73,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         password = settings.DEMO_PASSWORD
         with transaction.atomic():
-            users = {name: self._user(name, display, bio, hobbies, password) for name, display, bio, hobbies in USERS}
+            users = {
+                name: self._user(name, display, bio, hobbies, password)
+                for name, display, bio, hobbies in USERS
+            }
             for spec in COMMUNITIES:
                 self._community(spec, users)
             general = Channel.objects.get(community__slug="photography", name="general")
