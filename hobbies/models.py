@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
-
-if TYPE_CHECKING:
-    from django.db.models import QuerySet
 
 
 def new_invite_code() -> str:
