@@ -69,6 +69,14 @@ class Hub:
             ]
         return self._channel_name or ""
 
+    async def shutdown(self) -> None:
+        """Stop listening (server shutdown, end of a test)."""
+        tasks = self._tasks
+        self._reset_state()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
     def _reset_state(self) -> None:
         for task in self._tasks:
             task.cancel()

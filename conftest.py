@@ -1,0 +1,146 @@
+"""Fixtures shared by every test: users, communities and channels made through the services,
+and sockets connected to the real ASGI application."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.core.cache import cache
+from django.test import Client
+
+from chat.hub import hub
+from chat.models import Channel
+from hobbies.models import Community, User
+from hobbies.services import community_create, membership_join, user_create
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> None:
+    cache.clear()
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(username: str | None = None, **kwargs: Any) -> User:
+        return user_create(
+            username=username or f"user{uuid.uuid4().hex[:8]}", password=PASSWORD, **kwargs
+        )
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user: Callable[..., User]) -> User:
+    return make_user("alice", display_name="Alice Adams")
+
+
+@pytest.fixture
+def bob(make_user: Callable[..., User]) -> User:
+    return make_user("bob", display_name="Bob Brown")
+
+
+@pytest.fixture
+def mallory(make_user: Callable[..., User]) -> User:
+    """A logged-in user who belongs to nothing of alice's and bob's."""
+    return make_user("mallory")
+
+
+@pytest.fixture
+def community(alice: User, bob: User) -> Community:
+    community = community_create(
+        name="Photography", slug="photography", tags=["photography"], by=alice
+    )
+    membership_join(community=community, user=bob)
+    return community
+
+
+@pytest.fixture
+def general(community: Community) -> Channel:
+    return Channel.objects.get(community=community, name="general")
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+class Socket:
+    """A WebSocket client of the real ASGI app (auth, Origin check, routing, consumer)."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        await self.communicator.send_to(text_data=text)
+
+    async def recv(self, timeout: float = 3) -> dict[str, Any]:
+        return json.loads(await self.communicator.receive_from(timeout=timeout))
+
+    async def recv_type(self, kind: str, timeout: float = 3) -> dict[str, Any]:
+        """The next frame of `kind`, skipping presence and typing noise."""
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] == kind:
+                return frame
+            if frame["type"] not in ("presence", "typing", "read"):
+                raise AssertionError(f"expected {kind}, got {frame}")
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        """True if no frame other than presence arrives within `timeout`."""
+        while True:
+            try:
+                frame = await self.recv(timeout)
+            except TimeoutError:
+                return True
+            if frame["type"] != "presence":
+                return False
+
+    async def subscribe(self, channel_id: int, since: int | None = None) -> dict[str, Any]:
+        await self.send({"type": "subscribe", "channel": channel_id, "since": since})
+        return await self.recv_type("subscribed")
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[..., Any]]:
+    """`await connect(user)` opens a socket as that user; all are closed after the test."""
+    from hobbies.asgi import application
+
+    opened: list[Socket] = []
+
+    async def open_socket(
+        user: User | None, origin: str = "http://testserver", expect: bool = True
+    ) -> Any:
+        headers = [(b"origin", origin.encode())] if origin else []
+        if user is not None:
+            client = await database_sync_to_async(client_for)(user)
+            headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+        communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+        connected, code = await communicator.connect()
+        if not expect:
+            await communicator.disconnect()
+            return connected, code
+        assert connected, f"socket refused: {code}"
+        socket = Socket(communicator)
+        opened.append(socket)
+        return socket
+
+    yield open_socket
+    for socket in opened:
+        try:
+            await socket.close()
+        except Exception:  # noqa: S110 - already closed by the test
+            pass
+    await hub.shutdown()
