@@ -3,6 +3,7 @@ and sockets connected to the real ASGI application."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -11,20 +12,34 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.test import Client
 
 from chat.hub import hub
-from chat.models import Channel
+from chat.models import Channel, Message
+from chat.services import message_send
 from hobbies.models import Community, User
 from hobbies.services import community_create, membership_join, user_create
 
-PASSWORD = "correct-horse-battery-staple"
+PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test accounts only
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> None:
-    cache.clear()
+    """Forget rate-limit counters and presence between tests.
+
+    On Redis, `cache.clear()` would flush the whole database, which other processes share (the
+    channel layer, other test runs): delete only this cache's own keys there.
+    """
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=backend.make_key("*"), count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        backend.clear()
 
 
 @pytest.fixture
@@ -65,6 +80,34 @@ def community(alice: User, bob: User) -> Community:
 @pytest.fixture
 def general(community: Community) -> Channel:
     return Channel.objects.get(community=community, name="general")
+
+
+@pytest.fixture
+def carol(make_user: Callable[..., User], community: Community) -> User:
+    """A plain member of the community (alice owns it, bob is a member too)."""
+    user = make_user("carol", display_name="Carol Chen")
+    membership_join(community=community, user=user)
+    return user
+
+
+@pytest.fixture
+def no_rate_limits(settings: Any) -> None:
+    """For tests that build many messages at once."""
+    settings.RATE_LIMITS_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def say(channel: Channel, author: User, body: str, reply_to: int | None = None) -> Message:
+    """Post a message through the service, as a client with a fresh client_id would."""
+    message, created = message_send(
+        channel=channel, author=author, body=body, client_id=uuid.uuid4(), reply_to=reply_to
+    )
+    assert created
+    return message
 
 
 def client_for(user: User) -> Client:
@@ -121,11 +164,15 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     opened: list[Socket] = []
 
     async def open_socket(
-        user: User | None, origin: str = "http://testserver", expect: bool = True
+        user: User | None,
+        origin: str = "http://testserver",
+        expect: bool = True,
+        client: Client | None = None,
     ) -> Any:
+        """`client`: open the socket with that logged-in client's session cookie."""
         headers = [(b"origin", origin.encode())] if origin else []
-        if user is not None:
-            client = await database_sync_to_async(client_for)(user)
+        if user is not None or client is not None:
+            client = client or await database_sync_to_async(client_for)(user)
             headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
         connected, code = await communicator.connect()
@@ -139,8 +186,6 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
 
     yield open_socket
     for socket in opened:
-        try:
+        with contextlib.suppress(Exception):  # already closed by the test
             await socket.close()
-        except Exception:  # noqa: S110 - already closed by the test
-            pass
     await hub.shutdown()

@@ -18,7 +18,13 @@ async def test_message_reaches_other_member_live(connect, alice, bob, general):
     await b.subscribe(general.id)
     client_id = str(uuid.uuid4())
     await a.send(
-        {"type": "message.send", "channel": general.id, "client_id": client_id, "body": "hi **bob**", "reply_to": None}
+        {
+            "type": "message.send",
+            "channel": general.id,
+            "client_id": client_id,
+            "body": "hi **bob**",
+            "reply_to": None,
+        }
     )
     received = await b.recv_type("message.new")
     assert received["message"]["body"] == "hi **bob**"
