@@ -37,6 +37,7 @@ from chat.services import (
     read_mark,
 )
 from chat.session import session_hash
+from chat.transport import SCOPE_KEY, no_backlog
 from hobbies.errors import DomainError, Invalid, NotFound, RateLimited, TooLong
 from hobbies.models import User
 
@@ -122,25 +123,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.closed:
             return
         if len(self.outbox) >= settings.CHAT_SOCKET_MAX_PENDING:
-            # The client cannot keep up: close, and let it reconnect and catch up with `since`.
-            logger.warning(
-                "closing socket of user %s: %d frames pending", self.user_id, len(self.outbox)
-            )
-            self.closed = True
-            self.outbox.clear()
-            asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
+            self._too_slow(f"{len(self.outbox)} frames pending")
             return
         self.outbox.append(frame)
         self.wake.set()
+
+    def _too_slow(self, why: str) -> None:
+        # The client cannot keep up: close, and let it reconnect and catch up with `since`.
+        logger.warning("closing socket of user %s: too slow (%s)", self.user_id, why)
+        self.closed = True
+        self.outbox.clear()
+        asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
 
     def _reply(self, payload: dict[str, Any]) -> None:
         self._enqueue(encode(payload))
 
     async def _write_loop(self) -> None:
+        backlog = self.scope.get(SCOPE_KEY, no_backlog)
+        limit = settings.CHAT_SOCKET_MAX_BUFFER_BYTES
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while self.outbox:
+            while self.outbox and not self.closed:
+                if backlog() > limit:
+                    self._too_slow(f"{backlog()} bytes unread")
+                    return
                 await self.base_send({"type": "websocket.send", "text": self.outbox.popleft()})
 
     # Called by the hub, synchronously, for every event on a key this socket listens to.
