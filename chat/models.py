@@ -118,6 +118,7 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["author", "client_id"], name="message_client_id_unique")
         ]
+        permissions = [("moderate", "Can moderate every community (site moderator)")]
         indexes = [models.Index(fields=["channel", "id"], name="message_channel_id")]
 
     def __str__(self) -> str:
