@@ -97,8 +97,10 @@ def no_rate_limits(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _media_in_tmp(settings: Any, tmp_path: Any) -> None:
+def _test_settings(settings: Any, tmp_path: Any) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+    # A fast hash for test accounts; the password validators still run as in production.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def say(channel: Channel, author: User, body: str, reply_to: int | None = None) -> Message:
