@@ -1,0 +1,256 @@
+"""Channels, messages, reactions and read markers, through the service functions."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
+from chat.payloads import message_payload
+from chat.selectors import channels_for_user, message_for_member
+from chat.services import (
+    channel_create,
+    channel_member_add,
+    channel_member_remove,
+    message_delete,
+    message_edit,
+    message_send,
+    reaction_add,
+    reaction_remove,
+    read_mark,
+)
+from conftest import say
+from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, TooLong
+
+pytestmark = pytest.mark.django_db
+
+
+def payload_of(message: Message) -> dict:
+    return message_payload(Message.objects.with_related().get(id=message.id))
+
+
+# --- Sending --------------------------------------------------------------------------------
+
+
+def test_send_renders_and_moves_the_channel_marker(alice, general):
+    message = say(general, alice, "hello **world**")
+    general.refresh_from_db()
+    assert general.last_message_id == message.id
+    payload = payload_of(message)
+    assert payload["body"] == "hello **world**"
+    assert "<strong>world</strong>" in payload["html"]
+    assert payload["author"] == {"id": alice.id, "username": "alice", "display_name": "Alice Adams"}
+    assert payload["edited_at"] is None
+    assert payload["deleted"] is False
+
+
+def test_send_is_idempotent_on_client_id(alice, general):
+    client_id = uuid.uuid4()
+    first, created = message_send(channel=general, author=alice, body="once", client_id=client_id)
+    again, created_again = message_send(
+        channel=general, author=alice, body="different text", client_id=str(client_id)
+    )
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id
+    assert Message.objects.filter(author=alice).count() == 1
+
+
+def test_client_id_reused_in_another_channel_is_a_conflict(alice, general):
+    other = channel_create(community=general.community, name="gear", by=alice)
+    client_id = uuid.uuid4()
+    message_send(channel=general, author=alice, body="one", client_id=client_id)
+    with pytest.raises(Conflict):
+        message_send(channel=other, author=alice, body="two", client_id=client_id)
+
+
+@pytest.mark.parametrize(
+    ("body", "client_id", "error"),
+    [
+        ("", uuid.uuid4(), Invalid),
+        ("   \n ", uuid.uuid4(), Invalid),
+        (123, uuid.uuid4(), Invalid),
+        (None, uuid.uuid4(), Invalid),
+        ("x" * 4001, uuid.uuid4(), TooLong),
+        ("bell \x07", uuid.uuid4(), Invalid),
+        ("fine", "nope", Invalid),
+        ("fine", None, Invalid),
+    ],
+)
+def test_send_refuses_bad_input_and_writes_nothing(alice, general, body, client_id, error):
+    with pytest.raises(error):
+        message_send(channel=general, author=alice, body=body, client_id=client_id)
+    assert not Message.objects.exists()
+    general.refresh_from_db()
+    assert general.last_message_id == 0
+
+
+def test_announcement_channel_takes_posts_from_moderators_only(alice, bob, community):
+    news = channel_create(community=community, name="news", kind="announcement", by=alice)
+    with pytest.raises(Forbidden):
+        say(news, bob, "can I?")
+    say(news, alice, "Meetup on Saturday")
+    assert [m.body for m in news.messages.all()] == ["Meetup on Saturday"]
+
+
+def test_only_moderators_create_channels(bob, community):
+    with pytest.raises(Forbidden):
+        channel_create(community=community, name="gear", by=bob)
+    assert not Channel.objects.filter(name="gear").exists()
+
+
+def test_message_rate_limit_per_user(alice, general, settings):
+    settings.RATE_LIMIT_MESSAGES_USER = (3, 3600)
+    for n in range(3):
+        say(general, alice, f"message {n}")
+    with pytest.raises(RateLimited):
+        say(general, alice, "one too many")
+    assert general.messages.count() == 3
+
+
+# --- Replies and mentions -------------------------------------------------------------------
+
+
+def test_reply_quotes_the_parent(alice, bob, general):
+    parent = say(general, alice, "Who has a 50mm lens?")
+    reply = say(general, bob, "I do", reply_to=parent.id)
+    payload = payload_of(reply)
+    assert payload["reply_to"]["id"] == parent.id
+    assert payload["reply_to"]["excerpt"] == "Who has a 50mm lens?"
+    assert payload["reply_to"]["author"]["username"] == "alice"
+    assert "Who has a 50mm lens?" in payload["html"]
+    assert f'href="#m{parent.id}"' in payload["html"]
+
+
+def test_reply_to_a_message_of_another_channel_is_refused(alice, bob, general):
+    gear = channel_create(community=general.community, name="gear", by=alice)
+    elsewhere = say(gear, alice, "in gear")
+    with pytest.raises(NotFound):
+        say(general, bob, "reply", reply_to=elsewhere.id)
+    assert not general.messages.exists()
+
+
+def test_mentions_only_for_channel_members(alice, bob, carol, mallory, community):
+    mods = channel_create(community=community, name="mods", kind="private", by=alice)
+    channel_member_add(channel=mods, user=bob, by=alice)
+    message = say(mods, alice, "@bob @carol @mallory look")
+    assert "@bob</span>" in message.body_html
+    assert 'class="mention"' in message.body_html
+    assert message.body_html.count('class="mention"') == 1
+    assert list(Mention.objects.values_list("user_id", flat=True)) == [bob.id]
+
+
+def test_editing_in_a_mention_adds_it(alice, bob, general):
+    message = say(general, alice, "hi")
+    message_edit(message=message, by=alice, body="hi @bob")
+    assert Mention.objects.filter(message=message, user=bob).count() == 1
+    [row] = [c for c in channels_for_user(bob) if c["id"] == general.id]
+    assert row["mentions"] == 1
+
+
+# --- Editing and deleting -------------------------------------------------------------------
+
+
+def test_edit_marks_edited_and_keeps_the_previous_version(alice, bob, general):
+    message = say(general, alice, "teh lens")
+    message_edit(message=message, by=alice, body="the lens")
+    payload = payload_of(message)
+    assert payload["body"] == "the lens"
+    assert payload["edited_at"] is not None
+    assert "(edited)" in payload["html"]
+    assert list(MessageRevision.objects.filter(message=message).values_list("body", flat=True)) == [
+        "teh lens"
+    ]
+    with pytest.raises(Forbidden):
+        message_edit(message=message, by=bob, body="hijacked")
+    message.refresh_from_db()
+    assert message.body == "the lens"
+
+
+def test_delete_leaves_a_tombstone_and_needs_author_or_moderator(alice, bob, carol, general):
+    own = say(general, bob, "mine")
+    other = say(general, carol, "carol's")
+    reaction_add(message=own, user=alice, emoji="👍")
+    with pytest.raises(Forbidden):
+        message_delete(message=other, by=bob)
+    message_delete(message=own, by=bob)
+    message_delete(message=other, by=alice)  # the owner moderates
+    for message in (own, other):
+        payload = payload_of(message)
+        assert payload["deleted"] is True
+        assert payload["body"] == ""
+        assert payload["reactions"] == []
+        assert "This message was deleted." in payload["html"]
+    assert MessageRevision.objects.get(message=own).body == "mine"
+    with pytest.raises(Invalid):
+        message_edit(message=Message.objects.get(id=own.id), by=bob, body="back")
+
+
+# --- Reactions ------------------------------------------------------------------------------
+
+
+def test_reactions_are_counted_per_emoji(alice, bob, carol, general):
+    message = say(general, alice, "new lens!")
+    reaction_add(message=message, user=bob, emoji="🎉")
+    reaction_add(message=message, user=carol, emoji="🎉")
+    reaction_add(message=message, user=carol, emoji="🎉")  # once per person
+    reaction_add(message=message, user=bob, emoji="👍")
+    assert payload_of(message)["reactions"] == [
+        {"emoji": "🎉", "count": 2, "users": [bob.id, carol.id]},
+        {"emoji": "👍", "count": 1, "users": [bob.id]},
+    ]
+    reaction_remove(message=message, user=bob, emoji="🎉")
+    assert payload_of(message)["reactions"][0] == {"emoji": "🎉", "count": 1, "users": [carol.id]}
+
+
+@pytest.mark.parametrize("emoji", ["", "abc", "a👍", "👍 ", "👍" * 17, 5, None, "<b>"])
+def test_invalid_emoji_is_refused(alice, general, emoji):
+    message = say(general, alice, "react to me")
+    if emoji == "👍 ":
+        # Surrounding spaces are trimmed: that one is fine.
+        reaction_add(message=message, user=alice, emoji=emoji)
+        assert Reaction.objects.get().emoji == "👍"
+        return
+    with pytest.raises(Invalid):
+        reaction_add(message=message, user=alice, emoji=emoji)
+    assert not Reaction.objects.exists()
+
+
+# --- Private channels and read markers ------------------------------------------------------
+
+
+def test_private_channel_membership(alice, bob, carol, community):
+    mods = channel_create(community=community, name="mods", kind="private", by=alice)
+    assert [c["name"] for c in channels_for_user(bob)] == ["general"]
+    with pytest.raises(Forbidden):
+        channel_member_add(channel=mods, user=carol, by=bob)
+    channel_member_add(channel=mods, user=bob, by=alice)
+    assert [c["name"] for c in channels_for_user(bob)] == ["general", "mods"]
+    message = say(mods, alice, "secret plans")
+    assert message_for_member(bob, message.id) == message
+    with pytest.raises(Forbidden):
+        channel_member_remove(channel=mods, user=bob, by=carol)
+    channel_member_remove(channel=mods, user=bob, by=alice)
+    with pytest.raises(NotFound):
+        message_for_member(bob, message.id)
+
+
+def test_read_marker_moves_forward_only_and_resets_unread(alice, bob, general):
+    first = say(general, alice, "one")
+    second = say(general, alice, "two @bob")
+    [row] = channels_for_user(bob)
+    assert (row["unread"], row["mentions"], row["last_id"]) == (2, 1, second.id)
+    assert read_mark(channel=general, user=bob, message_id=second.id) == second.id
+    assert read_mark(channel=general, user=bob, message_id=first.id) == second.id
+    assert read_mark(channel=general, user=bob, message_id=10**9) == second.id
+    [row] = channels_for_user(bob)
+    assert (row["unread"], row["mentions"]) == (0, 0)
+    with pytest.raises(Invalid):
+        read_mark(channel=general, user=bob, message_id="soon")
+
+
+def test_own_messages_are_not_unread(alice, general):
+    say(general, alice, "talking to myself")
+    [row] = channels_for_user(alice)
+    assert row["unread"] == 0
+    assert ChannelMember.objects.get(channel=general, user=alice).last_read_id == row["last_id"]
