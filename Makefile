@@ -5,7 +5,7 @@ PORT ?= 8000
 DEMO_PASSWORD ?= hobbies-demo-2026
 export DEMO_PASSWORD
 
-.PHONY: venv install run migrate seed test lint fmt typecheck bench clean
+.PHONY: venv install run migrate seed test lint fmt bench clean chromium
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,7 +28,13 @@ run: seed
 	@echo ""
 	$(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) hobbies.asgi:application
 
-test: install
+# Browser tests drive Debian's Chromium; install it when it is missing (needs root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Chromium for the browser tests (apt-get)…"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
