@@ -68,6 +68,14 @@ def channel_member(user: User, channel: Channel) -> ChannelMember | None:
     return ChannelMember.objects.filter(user=user, channel=channel).first()
 
 
+def channel_members(channel: Channel) -> list[ChannelMember]:
+    return list(
+        ChannelMember.objects.filter(channel=channel)
+        .select_related("user__profile")
+        .order_by("user__username")
+    )
+
+
 def channels_for_user(user: User, community_id: int | None = None) -> list[dict[str, Any]]:
     """The user's channels with unread and mention counts, in two queries."""
     members = ChannelMember.objects.filter(

@@ -88,8 +88,8 @@ def channel_member_remove(*, channel: Channel, user: User, by: User) -> None:
     """Remove a user from a private channel; their sockets stop receiving it at once."""
     if by != user and not is_moderator(by, channel.community_id):
         raise Forbidden("Only moderators can remove others from a channel.")
-    if channel.kind != Channel.Kind.PRIVATE and by != user:
-        raise Invalid("Members leave open channels by leaving the community.")
+    if channel.kind != Channel.Kind.PRIVATE:
+        raise Invalid("Open channels are left by leaving the community.")
     with transaction.atomic():
         _channel_members_remove(user, ChannelMember.objects.filter(channel=channel, user=user))
 

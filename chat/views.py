@@ -18,8 +18,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chat import selectors, services
 from chat.payloads import message_payload, render_message
 from chat.presence import online_ids
-from hobbies.errors import DomainError, Invalid
-from hobbies.selectors import community_members, membership_of
+from hobbies.errors import DomainError, Invalid, NotFound
+from hobbies.models import User
+from hobbies.selectors import community_members, is_moderator, membership_of
 from hobbies.views import domain_errors, me
 
 # --- Pages ----------------------------------------------------------------------------------
@@ -80,6 +81,55 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     return redirect(channel.get_absolute_url() + "#composer")
 
 
+@login_required
+@domain_errors
+def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """Topic and members of a channel; private channels are joined by invitation here."""
+    user = me(request)
+    channel = selectors.channel_by_name_for_member(user, slug, name)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        target = _community_user(channel.community_id, request.POST.get("user", ""))
+        if action == "add":
+            services.channel_member_add(channel=channel, user=target, by=user)
+            messages.success(request, f"{target.display_name} can now read #{channel.name}.")
+        elif action == "remove":
+            services.channel_member_remove(channel=channel, user=target, by=user)
+            messages.success(request, f"{target.display_name} was removed from #{channel.name}.")
+            if target == user:
+                return redirect(channel.community.get_absolute_url())
+        elif action == "topic":
+            services.channel_update(channel=channel, by=user, topic=request.POST.get("topic", ""))
+            messages.success(request, "Topic saved.")
+        else:
+            raise Invalid("Unknown action.")
+        return redirect("channel_settings", slug=slug, name=name)
+    members = selectors.channel_members(channel)
+    member_ids = {m.user_id for m in members}
+    return render(
+        request,
+        "chat/channel_settings.html",
+        {
+            "channel": channel,
+            "community": channel.community,
+            "members": members,
+            "candidates": [
+                m for m in community_members(channel.community) if m.user_id not in member_ids
+            ],
+            "is_moderator": is_moderator(user, channel.community_id),
+        },
+    )
+
+
+def _community_user(community_id: int, user_id: str) -> User:
+    target = User.objects.filter(
+        id=int(user_id) if user_id.isdigit() else 0, memberships__community_id=community_id
+    ).first()
+    if target is None:
+        raise NotFound("No such member.")
+    return target
+
+
 # --- JSON API -------------------------------------------------------------------------------
 
 
@@ -104,6 +154,9 @@ def api_view(
         return JsonResponse(body, status=status)
 
     return wrapper
+
+
+MAX_PAGE_SIZE = 200
 
 
 def _query_int(request: HttpRequest, name: str) -> int | None:
@@ -141,7 +194,11 @@ def api_messages(
     before, after = _query_int(request, "before"), _query_int(request, "after")
     if before is not None and after is not None:
         raise Invalid("Give before or after, not both.")
-    limit = _query_int(request, "limit") or settings.CHAT_PAGE_SIZE
+    limit = _query_int(request, "limit")
+    if limit is None:
+        limit = settings.CHAT_PAGE_SIZE
+    elif not 1 <= limit <= MAX_PAGE_SIZE:
+        raise Invalid(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
     rows, has_more = selectors.messages_page(channel, before=before, after=after, limit=limit)
     return {"messages": [message_payload(m) for m in rows], "has_more": has_more}
 

@@ -20,6 +20,11 @@ urlpatterns = [
     path("c/<slug:slug>/manage/", views.community_manage, name="community_manage"),
     path("c/<slug:slug>/<slug:name>/", chat_views.channel_page, name="channel"),
     path("c/<slug:slug>/<slug:name>/post/", chat_views.channel_post, name="channel_post"),
+    path(
+        "c/<slug:slug>/<slug:name>/settings/",
+        chat_views.channel_settings,
+        name="channel_settings",
+    ),
     path("invite/<str:code>/", views.invite_accept, name="invite"),
     path("api/channels/", chat_views.api_channels, name="api_channels"),
     path("api/channels/<int:channel_id>/messages/", chat_views.api_messages, name="api_messages"),
