@@ -143,10 +143,16 @@ class Hub:
         if event.get("type") == "hub.frame":
             frame, meta = event["frame"], event.get("meta") or {}
             for listener in tuple(listeners):
-                listener.deliver(key, frame, meta)
+                try:
+                    listener.deliver(key, frame, meta)
+                except Exception:
+                    logger.exception("hub: delivery to a socket failed")
         elif event.get("type") == "hub.control":
             for listener in tuple(listeners):
-                listener.control(key, event)
+                try:
+                    listener.control(key, event)
+                except Exception:
+                    logger.exception("hub: control event for a socket failed")
 
     async def _refresh_loop(self) -> None:
         # Redis forgets group members after `group_expiry`; say again that we are listening.
