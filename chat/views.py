@@ -74,7 +74,7 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             author=me(request),
             body=request.POST.get("body", ""),
             client_id=request.POST.get("client_id") or uuid.uuid4(),
-            reply_to=int(reply_to) if reply_to.isdigit() else None,
+            reply_to=int(reply_to) if reply_to.isascii() and reply_to.isdigit() else None,
         )
     except DomainError as exc:
         messages.error(request, exc.detail)
@@ -163,7 +163,7 @@ def _query_int(request: HttpRequest, name: str) -> int | None:
     raw = request.GET.get(name, "")
     if raw == "":
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise Invalid(f"{name} must be a positive integer.")
     return int(raw)
 
@@ -220,6 +220,6 @@ def _as_id(value: Any, name: str) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     raise Invalid(f"{name} must be a message id.")

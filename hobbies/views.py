@@ -297,7 +297,7 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _post_id(request: HttpRequest, name: str) -> int:
     value = request.POST.get(name, "")
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise NotFound(f"No such {name}.")
     return int(value)
 
