@@ -1,0 +1,362 @@
+"""End to end in Chromium: the real app served by daphne, driven through Playwright.
+
+The server runs in its own process against the test database, so every test commits its data
+(`transaction=True`). Browsers are never downloaded: Chromium comes from the system.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from chat.models import Channel
+from chat.services import message_send
+from conftest import PASSWORD
+from hobbies.models import User
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TIMEOUT_MS = 10_000
+
+
+# --- The server -----------------------------------------------------------------------------
+
+
+def _database_url() -> str:
+    """The URL of the database this test run created, for the server process."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        auth = quote(db.get("USER") or "", safe="")
+        if db.get("PASSWORD"):
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = db.get("HOST") or "127.0.0.1"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
+    raise RuntimeError(f"no browser-test support for {db['ENGINE']}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """`daphne` on a loopback port, in a subprocess, pointed at the test database."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process: subprocess.Popen[bytes] | None = None
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "hobbies.settings",
+            "DATABASE_URL": _database_url(),
+            # The same key as this process, so sessions made here are valid there.
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "DJANGO_DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+    def start(self) -> None:
+        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        self.process = subprocess.Popen(
+            [*daphne, "hobbies.asgi:application"],
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"daphne did not start:\n{Path(self.log.name).read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: None) -> Iterator[LiveServer]:
+    live = LiveServer()
+    live.start()
+    yield live
+    live.close()
+
+
+# --- The browser ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"Chromium is needed for the browser tests and was not found at {CHROMIUM}: "
+            "install the system package `chromium` (or set CHROMIUM_PATH)."
+        )
+    # Playwright's sync API keeps an event loop open on this thread, which Django takes for
+    # async code; these tests are synchronous, so Django's guard is lifted while they run.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_context(browser: Browser, server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
+    """`open_context(**options)`: a fresh browser profile; all are closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def open_(**options: Any) -> BrowserContext:
+        context = browser.new_context(base_url=server.url, **options)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def session_cookie(user: User, server: LiveServer) -> dict[str, str]:
+    """A session cookie for `user`, made here, valid on the server (same database and key)."""
+    client = Client()
+    client.force_login(user)
+    value = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return {"name": settings.SESSION_COOKIE_NAME, "value": value, "url": server.url}
+
+
+def has_class(css_class: str) -> re.Pattern[str]:
+    return re.compile(rf"(^|\s){re.escape(css_class)}(\s|$)")
+
+
+def ends_with(path: str) -> re.Pattern[str]:
+    return re.compile(re.escape(path) + "$")
+
+
+def send(channel: Channel, author: User, body: str) -> None:
+    """Post through the service, from a thread of its own: Playwright holds this one's loop."""
+
+    def post() -> None:
+        try:
+            message_send(channel=channel, author=author, body=body, client_id=uuid.uuid4())
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(post).result()
+
+
+def watch_dialogs(page: Page) -> list[str]:
+    """Every alert/confirm/prompt the page opens is recorded (and dismissed)."""
+    seen: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return seen
+
+
+def open_channel(context: BrowserContext, path: str = "/c/photography/general/") -> Page:
+    page = context.new_page()
+    page.goto(path)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    return page
+
+
+# --- Tests ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server_hashing(settings: Any) -> None:
+    """Hash passwords made in this test as the server does (the suite's fast hash is local)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+
+
+def test_message_typed_by_alice_appears_live_for_bob(
+    server_hashing, open_context, server, alice, bob, general
+):
+    pages = {}
+    for user in (alice, bob):
+        context = open_context()
+        page = context.new_page()
+        page.goto("/accounts/login/")
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_test_id("me")).to_have_text(user.display_name)
+        page.goto("/c/photography/general/")
+        expect(page.locator("#conn")).to_have_text("connected")
+        pages[user.username] = page
+    alice_page, bob_page = pages["alice"], pages["bob"]
+    bob_page.evaluate("window.notReloaded = true")
+
+    composer = alice_page.get_by_label("Message #general")
+    composer.fill("Anyone out with a camera this weekend?")
+    composer.press("Enter")
+
+    live = bob_page.locator("#message-list .msg", has_text="Anyone out with a camera")
+    expect(live).to_be_visible()
+    expect(live.locator(".msg__who")).to_have_text("Alice Adams")
+    assert bob_page.evaluate("window.notReloaded") is True
+    expect(bob_page.locator("#conn")).to_have_text("connected")
+    # Alice's own copy went from pending to the acknowledged message, once.
+    mine = alice_page.locator("#message-list .msg", has_text="Anyone out with a camera")
+    expect(mine).to_have_count(1)
+    expect(mine).to_have_class(has_class("mine"))
+    expect(mine).not_to_have_class(has_class("msg--pending"))
+    expect(composer).to_have_value("")
+
+    bob_page.reload()
+    expect(
+        bob_page.locator("#message-list .msg", has_text="Anyone out with a camera")
+    ).to_have_count(1)
+
+
+def test_hostile_message_shows_as_inert_text(open_context, server, alice, bob, general):
+    alice_context, bob_context = open_context(), open_context()
+    for context, user in ((alice_context, alice), (bob_context, bob)):
+        context.add_cookies([session_cookie(user, server)])
+    alice_page, bob_page = open_channel(alice_context), open_channel(bob_context)
+    alice_dialogs, bob_dialogs = watch_dialogs(alice_page), watch_dialogs(bob_page)
+
+    hostile = "<img src=x onerror=alert(1)> and [x](javascript:alert(1))"
+    composer = alice_page.get_by_label("Message #general")
+    composer.fill(hostile)
+    composer.press("Enter")
+
+    assert_inert(bob_page)  # as it arrived live
+    bob_page.reload()
+    assert_inert(bob_page)  # as the server renders the history
+    assert_inert(alice_page)
+    assert alice_dialogs == []
+    assert bob_dialogs == []
+
+
+def assert_inert(page: Page) -> None:
+    message = page.locator("#message-list .msg[data-id]", has_text="onerror")
+    expect(message).to_be_visible()
+    expect(message.locator(".msg__body")).to_contain_text("<img src=x onerror=alert(1)> and")
+    expect(message.locator("img")).to_have_count(0)
+    expect(page.locator("#message-list [onerror]")).to_have_count(0)
+    expect(page.locator("#message-list [href*='javascript:' i]")).to_have_count(0)
+    # Clicking the text that was meant to be a script link runs nothing.
+    message.locator(".msg__body").click()
+
+
+def test_posting_works_without_javascript(open_context, server, bob, general):
+    context = open_context(java_script_enabled=False)
+    context.add_cookies([session_cookie(bob, server)])
+    page = context.new_page()
+    page.goto("/c/photography/general/")
+    page.get_by_label("Message #general").fill("Posted the old-fashioned way")
+    page.get_by_role("button", name="Send").click()
+
+    expect(page).to_have_url(ends_with("/c/photography/general/#composer"))
+    expect(
+        page.locator("#message-list .msg", has_text="Posted the old-fashioned way")
+    ).to_be_visible()
+    expect(page.get_by_label("Message #general")).to_have_value("")
+
+
+def test_phone_width_channel_page_is_usable(open_context, server, bob, general):
+    context = open_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    context.add_cookies([session_cookie(bob, server)])
+    page = open_channel(context)
+
+    messages, composer = page.locator("#message-list"), page.get_by_label("Message #general")
+    expect(messages).to_be_visible()
+    expect(composer).to_be_in_viewport()
+    channels = page.get_by_role("navigation", name="Channels in Photography")
+    expect(channels).to_be_hidden()
+
+    page.get_by_role("button", name="Show channels").click()
+    expect(channels).to_be_visible()
+    expect(channels.get_by_role("link", name="general")).to_be_in_viewport()
+    page.keyboard.press("Escape")
+    expect(channels).to_be_hidden()
+
+    composer.fill("Sent from my phone")
+    composer.press("Enter")
+    sent = page.locator("#message-list .msg[data-id]", has_text="Sent from my phone")
+    expect(sent).to_be_in_viewport()
+
+
+def test_reconnect_replays_missed_messages_once(open_context, server, alice, bob, general):
+    """The server goes away; messages posted meanwhile show up once after it comes back."""
+    send(general, alice, "before the outage")
+    context = open_context()
+    context.add_cookies([session_cookie(bob, server)])
+    page = open_channel(context)
+    expect(page.locator(".msg", has_text="before the outage")).to_be_visible()
+
+    server.stop()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    for body in ("missed one", "missed two"):
+        send(general, alice, body)
+    server.start()
+
+    expect(page.locator("#conn")).to_have_text("connected", timeout=20_000)
+    for body in ("missed one", "missed two"):
+        expect(page.locator("#message-list .msg", has_text=body)).to_have_count(1)
+    texts = page.locator("#message-list .msg[data-id] .msg__body").all_inner_texts()
+    assert texts[-3:] == ["before the outage", "missed one", "missed two"]
