@@ -3,6 +3,7 @@ and sockets connected to the real ASGI application."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -153,15 +154,23 @@ class Socket:
             if frame["type"] not in ("presence", "typing", "read"):
                 raise AssertionError(f"expected {kind}, got {frame}")
 
+    async def until(self, kind: str, timeout: float = 3) -> list[dict[str, Any]]:
+        """Every frame up to and including the next one of `kind`."""
+        frames = [await self.recv(timeout)]
+        while frames[-1]["type"] != kind:
+            frames.append(await self.recv(timeout))
+        return frames
+
     async def nothing(self, timeout: float = 0.3) -> bool:
-        """True if no frame other than presence arrives within `timeout`."""
-        while True:
-            try:
-                frame = await self.recv(timeout)
-            except TimeoutError:
-                return True
+        """True if no frame other than presence arrives within `timeout`.
+
+        (`receive_nothing` waits without cancelling the application, unlike a timed-out receive.)
+        """
+        while not await self.communicator.receive_nothing(timeout):
+            frame = await self.recv()
             if frame["type"] != "presence":
                 return False
+        return True
 
     async def subscribe(self, channel_id: int, since: int | None = None) -> dict[str, Any]:
         await self.send({"type": "subscribe", "channel": channel_id, "since": since})
@@ -201,6 +210,6 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
 
     yield open_socket
     for socket in opened:
-        with contextlib.suppress(Exception):  # already closed by the test
+        with contextlib.suppress(Exception, asyncio.CancelledError):  # closed by the test
             await socket.close()
     await hub.shutdown()

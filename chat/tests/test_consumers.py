@@ -7,42 +7,269 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.services import message_send
+from chat.models import Message
+from chat.services import channel_create, channel_member_add, channel_member_remove
+from conftest import client_for, say
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+db = database_sync_to_async
+
+
+def send_frame(channel_id: int, body: str, client_id: str | None = None, **extra) -> dict:
+    return {
+        "type": "message.send",
+        "channel": channel_id,
+        "client_id": client_id or str(uuid.uuid4()),
+        "body": body,
+        "reply_to": None,
+        **extra,
+    }
 
 
 async def test_message_reaches_other_member_live(connect, alice, bob, general):
     a, b = await connect(alice), await connect(bob)
     await a.subscribe(general.id)
     await b.subscribe(general.id)
-    client_id = str(uuid.uuid4())
-    await a.send(
-        {
-            "type": "message.send",
-            "channel": general.id,
-            "client_id": client_id,
-            "body": "hi **bob**",
-            "reply_to": None,
-        }
-    )
+    await a.send(send_frame(general.id, "hi **bob**"))
     received = await b.recv_type("message.new")
     assert received["message"]["body"] == "hi **bob**"
     assert "<strong>bob</strong>" in received["message"]["html"]
     assert received["message"]["author"]["username"] == "alice"
+    ack = (await a.until("message.ack"))[-1]
+    assert ack["message"]["id"] == received["message"]["id"]
 
 
-async def test_replay_since_sends_missed_messages_in_order(connect, alice, bob, general):
-    first, _ = await database_sync_to_async(message_send)(
-        channel=general, author=alice, body="one", client_id=uuid.uuid4()
-    )
-    for body in ("two", "three"):
-        await database_sync_to_async(message_send)(
-            channel=general, author=alice, body=body, client_id=uuid.uuid4()
-        )
+async def test_ack_arrives_after_commit(connect, alice, general):
+    a = await connect(alice)
+    await a.subscribe(general.id)
+    client_id = str(uuid.uuid4())
+    await a.send(send_frame(general.id, "saved?", client_id))
+    frames = await a.until("message.ack")
+    ack = frames[-1]
+    assert ack["client_id"] == client_id
+    row = await db(Message.objects.get)(id=ack["message"]["id"])
+    assert row.body == "saved?"
+    # The sender's subscription gets its own copy too (for its other tabs), once.
+    assert [f["message"]["id"] for f in frames if f["type"] == "message.new"] == [row.id]
+    assert await a.nothing()
+
+
+async def test_same_client_id_twice_over_socket_is_one_message(connect, alice, bob, general):
+    a, b = await connect(alice), await connect(bob)
+    await a.subscribe(general.id)
+    await b.subscribe(general.id)
+    client_id = str(uuid.uuid4())
+    await a.send(send_frame(general.id, "once", client_id))
+    first = (await a.until("message.ack"))[-1]
+    await a.send(send_frame(general.id, "once", client_id))
+    acks = [first, (await a.until("message.ack"))[-1]]
+    assert acks[0]["message"]["id"] == acks[1]["message"]["id"]
+    assert await db(Message.objects.filter(client_id=client_id).count)() == 1
+    assert (await b.recv_type("message.new"))["message"]["body"] == "once"
+    assert await b.nothing()
+
+
+async def test_same_client_id_twice_over_http_is_one_broadcast(connect, alice, bob, general):
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    client = await db(client_for)(alice)
+    data = {"body": "over http", "client_id": str(uuid.uuid4())}
+    url = f"/api/channels/{general.id}/messages/"
+    first = await db(client.post)(url, data, content_type="application/json")
+    second = await db(client.post)(url, data, content_type="application/json")
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["message"]["id"] == second.json()["message"]["id"]
+    assert (await b.recv_type("message.new"))["message"]["body"] == "over http"
+    assert await b.nothing()
+
+
+async def test_edit_delete_and_reactions_are_pushed(connect, alice, bob, general):
+    message = await db(say)(general, alice, "frist")
+    a, b = await connect(alice), await connect(bob)
+    await a.subscribe(general.id)
+    await b.subscribe(general.id)
+
+    await a.send({"type": "message.edit", "message": message.id, "body": "first"})
+    updated = (await b.until("message.updated"))[-1]["message"]
+    assert (updated["body"], updated["edited_at"] is not None) == ("first", True)
+
+    await b.send({"type": "reaction.add", "message": message.id, "emoji": "👍"})
+    reaction = (await a.until("reaction"))[-1]
+    assert (reaction["emoji"], reaction["user"], reaction["added"]) == ("👍", bob.id, True)
+    assert reaction["message"]["reactions"] == [{"emoji": "👍", "count": 1, "users": [bob.id]}]
+    await b.send({"type": "reaction.remove", "message": message.id, "emoji": "👍"})
+    removed = (await a.until("reaction"))[-1]
+    assert (removed["added"], removed["message"]["reactions"]) == (False, [])
+
+    await b.send({"type": "message.delete", "message": message.id})
+    error = (await b.until("error"))[-1]
+    assert (error["code"], error["ref"]) == ("forbidden", "message.delete")
+
+    await a.send({"type": "message.delete", "message": message.id})
+    deleted = (await b.until("message.deleted"))[-1]["message"]
+    assert (deleted["deleted"], deleted["body"]) == (True, "")
+    assert "This message was deleted." in deleted["html"]
+
+
+async def test_announcement_channel_refuses_members(connect, alice, bob, community):
+    news = await db(channel_create)(community=community, name="news", kind="announcement", by=alice)
+    b = await connect(bob)
+    await b.subscribe(news.id)
+    await b.send(send_frame(news.id, "may I?"))
+    error = await b.recv_type("error")
+    assert error["code"] == "forbidden"
+    a = await connect(alice)
+    await a.send(send_frame(news.id, "Meetup on Saturday"))
+    assert (await b.recv_type("message.new"))["message"]["body"] == "Meetup on Saturday"
+    assert await db(news.messages.count)() == 1
+
+
+# --- Reconnecting ---------------------------------------------------------------------------
+
+
+async def test_replay_since_sends_exactly_the_missed_messages(connect, alice, bob, general):
+    seen = await db(say)(general, alice, "seen")
+    missed = [(await db(say)(general, alice, f"missed {n}")).id for n in range(4)]
+    b = await connect(bob)
+    await b.send({"type": "subscribe", "channel": general.id, "since": seen.id})
+    replayed = [(await b.recv_type("message.new"))["message"]["id"] for _ in missed]
+    subscribed = await b.recv_type("subscribed")
+    assert replayed == missed
+    assert subscribed == {"type": "subscribed", "channel": general.id, "last_id": missed[-1]}
+    # Live messages follow, without repeats.
+    await db(say)(general, alice, "live")
+    assert (await b.recv_type("message.new"))["message"]["body"] == "live"
+    assert await b.nothing()
+
+
+async def test_replay_when_up_to_date_sends_nothing(connect, alice, bob, general):
+    last = await db(say)(general, alice, "only")
+    b = await connect(bob)
+    subscribed = await b.subscribe(general.id, since=last.id)
+    assert subscribed["last_id"] == last.id
+    assert "truncated" not in subscribed
+    assert await b.nothing()
+
+
+async def test_replay_over_the_limit_says_truncated(connect, alice, bob, general, settings):
+    settings.CHAT_REPLAY_LIMIT = 5
+    first = await db(say)(general, alice, "seen")
+    for n in range(6):
+        last = await db(say)(general, alice, f"missed {n}")
     b = await connect(bob)
     await b.send({"type": "subscribe", "channel": general.id, "since": first.id})
-    bodies = [(await b.recv_type("message.new"))["message"]["body"] for _ in range(2)]
-    subscribed = await b.recv_type("subscribed")
-    assert bodies == ["two", "three"]
-    assert subscribed["last_id"] > first.id
+    frame = await b.recv()
+    assert frame == {
+        "type": "subscribed",
+        "channel": general.id,
+        "last_id": last.id,
+        "truncated": True,
+    }
+
+
+# --- Being removed --------------------------------------------------------------------------
+
+
+async def test_removed_from_private_channel_stops_receiving(connect, alice, bob, community):
+    mods = await db(channel_create)(community=community, name="mods", kind="private", by=alice)
+    await db(channel_member_add)(channel=mods, user=bob, by=alice)
+    b = await connect(bob)
+    await b.subscribe(mods.id)
+    await db(channel_member_remove)(channel=mods, user=bob, by=alice)
+    assert await b.recv_type("unsubscribed") == {
+        "type": "unsubscribed",
+        "channel": mods.id,
+        "reason": "removed",
+    }
+    await db(say)(mods, alice, "after bob left")
+    assert await b.nothing()
+    await b.send({"type": "subscribe", "channel": mods.id, "since": 0})
+    assert (await b.recv_type("error"))["code"] == "not_found"
+
+
+async def test_removed_from_community_by_moderator_stops_receiving(connect, alice, bob, general):
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    moderator = await db(client_for)(alice)
+    response = await db(moderator.post)(
+        "/c/photography/manage/", {"action": "remove", "user": str(bob.id)}
+    )
+    assert response.status_code == 302
+    unsubscribed = await b.recv_type("unsubscribed")
+    assert (unsubscribed["channel"], unsubscribed["reason"]) == (general.id, "removed")
+    await db(say)(general, alice, "bob is gone")
+    assert await b.nothing()
+
+
+async def test_logout_closes_that_sessions_socket_only(connect, bob, general):
+    client = await db(client_for)(bob)
+    this_tab = await connect(bob, client=client)
+    other_browser = await connect(bob)
+    await this_tab.subscribe(general.id)
+    response = await db(client.post)("/accounts/logout/")
+    assert response.status_code == 302
+    closing = await this_tab.communicator.receive_output(timeout=3)
+    assert closing == {"type": "websocket.close", "code": 4001}
+    await other_browser.send({"type": "ping"})
+    assert (await other_browser.recv_type("pong"))["type"] == "pong"
+
+
+# --- Presence, typing, read markers ---------------------------------------------------------
+
+
+async def test_presence_when_a_member_connects(connect, alice, bob, general, community):
+    a = await connect(alice)
+    await a.subscribe(general.id)
+    await connect(bob)
+    frame = await a.recv()
+    while frame["type"] == "presence" and frame["user"]["id"] != bob.id:
+        frame = await a.recv()
+    assert frame == {
+        "type": "presence",
+        "community": community.id,
+        "user": {"id": bob.id, "username": "bob", "display_name": "Bob Brown"},
+        "online": True,
+    }
+
+
+async def test_typing_reaches_other_subscribers(connect, alice, bob, general):
+    a, b = await connect(alice), await connect(bob)
+    await a.subscribe(general.id)
+    await b.subscribe(general.id)
+    await a.send({"type": "typing", "channel": general.id})
+    frame = await b.recv()
+    while frame["type"] == "presence":
+        frame = await b.recv()
+    assert frame == {
+        "type": "typing",
+        "channel": general.id,
+        "user": {"id": alice.id, "username": "alice", "display_name": "Alice Adams"},
+    }
+
+
+async def test_read_frame_resets_unread(connect, alice, bob, general):
+    last = None
+    for n in range(3):
+        last = await db(say)(general, alice, f"unread {n}")
+    client = await db(client_for)(bob)
+    [row] = (await db(client.get)("/api/channels/")).json()["channels"]
+    assert row["unread"] == 3
+    b = await connect(bob)
+    await b.send({"type": "read", "channel": general.id, "message": last.id})
+    assert await b.recv_type("read") == {"type": "read", "channel": general.id, "message": last.id}
+    [row] = (await db(client.get)("/api/channels/")).json()["channels"]
+    assert (row["unread"], row["last_read_id"]) == (0, last.id)
+
+
+async def test_unsubscribe_stops_events(connect, alice, bob, general):
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    await b.send({"type": "unsubscribe", "channel": general.id})
+    assert await b.recv_type("unsubscribed") == {
+        "type": "unsubscribed",
+        "channel": general.id,
+        "reason": "requested",
+    }
+    await db(say)(general, alice, "not for bob's socket")
+    assert await b.nothing()
