@@ -4,6 +4,7 @@
   "use strict";
   var KEY = "hobbies-theme";
   var root = document.documentElement;
+  root.classList.add("js"); // styles for what only exists with scripts on
   var dark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
 
   function stored() {
