@@ -195,7 +195,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             if text_data is None:
                 raise Invalid("Frames are JSON text.")
-            if len(text_data) > settings.CHAT_FRAME_MAX_BYTES:
+            # Characters first (cheap, and never more than bytes), then UTF-8 bytes.
+            limit = settings.CHAT_FRAME_MAX_BYTES
+            if len(text_data) > limit or len(text_data.encode()) > limit:
                 raise TooLong(f"A frame has at most {settings.CHAT_FRAME_MAX_BYTES} bytes.")
             try:
                 frame = json.loads(text_data)
