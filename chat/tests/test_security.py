@@ -1,0 +1,363 @@
+"""What an outsider or a hostile client can do: nothing beyond a clear error.
+
+Mallory belongs to nothing of alice's. Carol is a member of the community but not of its private
+channel. Neither learns anything, or writes anything, through any endpoint or frame.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import Client
+
+from chat.models import ChannelMember, Message, MessageRevision, Reaction
+from chat.services import channel_create
+from chat.tests.hostile import HOSTILE_BODIES, inert_problems
+from conftest import client_for, say
+
+db = database_sync_to_async
+MISSING_ID = 10**9
+
+
+@pytest.fixture
+def targets(alice, bob, carol, community, general):
+    """A message in #general (mallory is an outsider) and one in private #mods (carol too)."""
+    mods = channel_create(community=community, name="mods", kind="private", by=alice)
+    return {
+        "general": (general, say(general, alice, "members only")),
+        "mods": (mods, say(mods, alice, "moderators only")),
+    }
+
+
+def written_state() -> tuple:
+    return (
+        Message.objects.count(),
+        sorted(Message.objects.values_list("id", "body", "edited_at", "deleted_at")),
+        MessageRevision.objects.count(),
+        Reaction.objects.count(),
+        sorted(ChannelMember.objects.values_list("id", "last_read_id")),
+    )
+
+
+def socket_frames(channel_id: int, message_id: int) -> list[dict]:
+    return [
+        {"type": "subscribe", "channel": channel_id, "since": 0},
+        {
+            "type": "message.send",
+            "channel": channel_id,
+            "client_id": str(uuid.uuid4()),
+            "body": "let me in",
+            "reply_to": None,
+        },
+        {"type": "message.edit", "message": message_id, "body": "defaced"},
+        {"type": "message.delete", "message": message_id},
+        {"type": "reaction.add", "message": message_id, "emoji": "💩"},
+        {"type": "reaction.remove", "message": message_id, "emoji": "💩"},
+        {"type": "read", "channel": channel_id, "message": message_id},
+        {"type": "typing", "channel": channel_id},
+    ]
+
+
+# --- IDOR: every frame and endpoint ---------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("who", "target"), [("mallory", "general"), ("carol", "mods")])
+async def test_outsider_frames_get_not_found_and_write_nothing(
+    connect, mallory, carol, targets, who, target
+):
+    channel, message = targets[target]
+    user = {"mallory": mallory, "carol": carol}[who]
+    before = await db(written_state)()
+    socket = await connect(user)
+    for frame in socket_frames(channel.id, message.id):
+        await socket.send(frame)
+        reply = await socket.recv_type("error")
+        assert reply["code"] == "not_found", frame
+        assert "members only" not in json.dumps(reply)
+        assert "moderators only" not in json.dumps(reply)
+    assert await socket.nothing()
+    assert await db(written_state)() == before
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("target", ["general", "mods"])
+async def test_hidden_channel_answers_like_a_missing_one_over_the_socket(
+    connect, carol, mallory, targets, target
+):
+    channel, message = targets[target]
+    user = mallory if target == "general" else carol
+    socket = await connect(user)
+    for real, missing in zip(
+        socket_frames(channel.id, message.id),
+        socket_frames(MISSING_ID, MISSING_ID),
+        strict=True,
+    ):
+        await socket.send(real)
+        answer_real = await socket.recv_type("error")
+        await socket.send(missing)
+        answer_missing = await socket.recv_type("error")
+        if real["type"] == "message.send":  # the ref is the client's own client_id
+            answer_real.pop("ref"), answer_missing.pop("ref")
+        assert answer_real == answer_missing
+
+
+def http_requests(community_slug: str, channel) -> list[tuple[str, str, dict]]:
+    api = f"/api/channels/{channel.id}/messages/"
+    page = f"/c/{community_slug}/{channel.name}/"
+    return [
+        ("get", api, {}),
+        ("get", api + "?before=999999", {}),
+        ("post", api, {"body": "let me in", "client_id": str(uuid.uuid4())}),
+        ("get", page, {}),
+        ("post", page + "post/", {"body": "let me in", "client_id": str(uuid.uuid4())}),
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("who", "target"), [("mallory", "general"), ("carol", "mods")])
+def test_outsider_http_gets_404_and_writes_nothing(request, targets, who, target):
+    channel, message = targets[target]
+    client = client_for(request.getfixturevalue(who))
+    before = written_state()
+    for method, url, data in http_requests("photography", channel):
+        if method == "post" and url.startswith("/api/"):
+            response = client.post(url, data, content_type="application/json")
+        else:
+            response = getattr(client, method)(url, data)
+        assert response.status_code == 404, url
+        text = response.content.decode()
+        assert message.body not in text
+        if url.startswith("/api/"):
+            assert response.json()["error"]["code"] == "not_found"
+    assert written_state() == before
+    listed = [c["id"] for c in client.get("/api/channels/").json()["channels"]]
+    assert channel.id not in listed
+
+
+@pytest.mark.django_db
+def test_private_channel_answers_like_a_missing_one_over_http(targets, carol):
+    mods, _ = targets["mods"]
+    client = client_for(carol)
+    real = client.get(f"/api/channels/{mods.id}/messages/")
+    missing = client.get(f"/api/channels/{MISSING_ID}/messages/")
+    assert (real.status_code, real.json()) == (missing.status_code, missing.json())
+    page = client.get("/c/photography/mods/")
+    no_page = client.get("/c/photography/no-such-channel/")
+    assert page.status_code == no_page.status_code == 404
+
+
+# --- Who may open a socket ------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("origin", "logged_in"),
+    [("http://evil.example", True), ("", True), ("http://testserver.evil.example", True),
+     ("http://testserver", False)],
+)  # fmt: skip
+async def test_socket_refused(connect, bob, origin, logged_in):
+    connected, _ = await connect(bob if logged_in else None, origin=origin, expect=False)
+    assert connected is False
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_socket_from_our_origin_is_accepted(connect, bob):
+    socket = await connect(bob, origin="http://localhost")
+    await socket.send({"type": "ping"})
+    assert (await socket.recv_type("pong"))["type"] == "pong"
+
+
+# --- Hostile frames -------------------------------------------------------------------------
+
+
+def bad_frames(channel_id: int, message_id: int, own_id: int) -> list[tuple[str | dict, str]]:
+    def send(**fields):
+        return {"type": "message.send", "channel": channel_id, "body": "hi",
+                "client_id": str(uuid.uuid4()), "reply_to": None, **fields}  # fmt: skip
+
+    return [
+        ("{not json", "invalid"),
+        ("[1, 2, 3]", "invalid"),
+        ('"ping"', "invalid"),
+        ("null", "invalid"),
+        ('{"channel": 1}', "invalid"),
+        ('{"type": 5}', "invalid"),
+        ('{"type": "dance"}', "invalid"),
+        (json.dumps({"type": "ping", "pad": "x" * (64 * 1024)}), "too_long"),
+        ({"type": "subscribe", "channel": "abc"}, "not_found"),
+        ({"type": "subscribe", "channel": None}, "not_found"),
+        ({"type": "subscribe", "channel": channel_id, "since": -1}, "invalid"),
+        ({"type": "subscribe", "channel": channel_id, "since": "0"}, "invalid"),
+        ({"type": "subscribe", "channel": channel_id, "since": True}, "invalid"),
+        (send(body=123), "invalid"),
+        (send(body=None), "invalid"),
+        (send(body=""), "invalid"),
+        (send(body="x" * 4001), "too_long"),
+        (send(client_id="nope"), "invalid"),
+        (send(client_id=None), "invalid"),
+        (send(reply_to="1"), "invalid"),
+        (send(reply_to=MISSING_ID), "not_found"),
+        (send(channel=[channel_id]), "not_found"),
+        ({"type": "message.edit", "message": own_id, "body": {"x": 1}}, "invalid"),
+        ({"type": "message.edit", "message": message_id, "body": "not mine"}, "forbidden"),
+        ({"type": "message.edit", "message": "first"}, "not_found"),
+        ({"type": "reaction.add", "message": message_id, "emoji": "abc"}, "invalid"),
+        ({"type": "reaction.add", "message": message_id, "emoji": ["👍"]}, "invalid"),
+        ({"type": "read", "channel": channel_id, "message": "last"}, "invalid"),
+        ({"type": "unsubscribe", "channel": "abc"}, "invalid"),
+        ({"type": "unsubscribe", "channel": channel_id}, "not_found"),
+        ({"type": "typing", "channel": True}, "invalid"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(
+    connect, alice, bob, general
+):
+    message = await db(say)(general, alice, "target")
+    own = await db(say)(general, bob, "mine")
+    before = await db(written_state)()
+    socket = await connect(bob)
+    for frame, code in bad_frames(general.id, message.id, own.id):
+        await socket.send(frame)
+        reply = await socket.recv_type("error")
+        assert reply["code"] == code, (frame, reply)
+        assert reply["detail"]
+        await socket.send({"type": "ping"})
+        assert (await socket.recv_type("pong"))["type"] == "pong"
+    assert await db(written_state)() == before
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_binary_frame_is_refused(connect, bob):
+    socket = await connect(bob)
+    await socket.communicator.send_to(bytes_data=b'{"type": "ping"}')
+    assert (await socket.recv_type("error"))["code"] == "invalid"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_frame_size_counts_bytes_not_characters(connect, bob, settings):
+    settings.CHAT_FRAME_MAX_BYTES = 1000
+    socket = await connect(bob)
+    # 600 characters, 1200 bytes in UTF-8.
+    await socket.send(json.dumps({"type": "ping", "pad": "é" * 600}, ensure_ascii=False))
+    assert (await socket.recv_type("error"))["code"] == "too_long"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_error_ref_names_the_failed_send(connect, bob, general):
+    socket = await connect(bob)
+    client_id = str(uuid.uuid4())
+    await socket.send({"type": "message.send", "channel": general.id, "client_id": client_id,
+                       "body": "", "reply_to": None})  # fmt: skip
+    assert (await socket.recv_type("error"))["ref"] == client_id
+
+
+# --- Rate limits ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_frame_flood_is_rate_limited(connect, bob):
+    socket = await connect(bob)
+    for _ in range(150):
+        await socket.send({"type": "ping"})
+    replies = [await socket.recv() for _ in range(150)]
+    kinds = [r["type"] if r["type"] != "error" else r["code"] for r in replies]
+    assert "rate_limited" in kinds
+    assert kinds.count("pong") >= 50
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_message_rate_limit_per_user(connect, bob, general, settings):
+    settings.RATE_LIMIT_MESSAGES_USER = (3, 3600)
+    socket = await connect(bob)
+    client_ids = [str(uuid.uuid4()) for _ in range(4)]
+    for n, client_id in enumerate(client_ids):
+        await socket.send({"type": "message.send", "channel": general.id, "client_id": client_id,
+                           "body": f"spam {n}", "reply_to": None})  # fmt: skip
+    replies = [await socket.recv_type(kind) for kind in ("message.ack",) * 3 + ("error",)]
+    assert replies[-1]["code"] == "rate_limited"
+    assert replies[-1]["ref"] == client_ids[-1]
+    assert await db(general.messages.count)() == 3
+
+
+# --- CSRF -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_api_post_without_csrf_token_is_refused(bob, general):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    response = client.post(
+        f"/api/channels/{general.id}/messages/",
+        {"body": "forged", "client_id": str(uuid.uuid4())},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_plain_form_post_without_csrf_token_is_refused(bob, general):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    response = client.post("/c/photography/general/post/", {"body": "forged"})
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_api_post_with_csrf_token_is_accepted(bob, general):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    client.get("/c/photography/general/")  # sets the CSRF cookie, as the page does
+    token = client.cookies["csrftoken"].value
+    response = client.post(
+        f"/api/channels/{general.id}/messages/",
+        {"body": "real", "client_id": str(uuid.uuid4())},
+        content_type="application/json",
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 201
+
+
+# --- XSS ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+def test_hostile_body_is_inert_in_api_and_page(alice, bob, general, body):
+    client = client_for(bob)
+    response = client.post(
+        f"/api/channels/{general.id}/messages/",
+        {"body": body, "client_id": str(uuid.uuid4())},
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    posted = response.json()["message"]
+    assert posted["body"] == body  # kept as written; only the HTML is cleaned
+    assert inert_problems(posted["html"]) == []
+    history = client.get(f"/api/channels/{general.id}/messages/").json()["messages"]
+    assert inert_problems(history[-1]["html"]) == []
+    page = client_for(alice).get("/c/photography/general/").content.decode()
+    start = page.index('<div id="message-list"')
+    end = page.index('<div class="typing', start)
+    assert inert_problems(page[start:end]) == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_hostile_bodies_are_inert_in_live_pushes(
+    connect, alice, bob, general, no_rate_limits
+):
+    a, b = await connect(alice), await connect(bob)
+    await b.subscribe(general.id)
+    for body in HOSTILE_BODIES:
+        await a.send({"type": "message.send", "channel": general.id,
+                      "client_id": str(uuid.uuid4()), "body": body, "reply_to": None})  # fmt: skip
+        pushed = (await b.recv_type("message.new"))["message"]
+        assert pushed["body"] == body
+        assert inert_problems(pushed["html"]) == [], body
