@@ -49,6 +49,7 @@ CLOSE_LOGGED_OUT = 4001
 TYPING_INTERVAL = 2.0
 FRAME_BURST = 60
 FRAME_RATE = 20.0  # frames per second, refilled continuously
+DRAIN_POLL_SECONDS = 0.02
 
 
 @dataclass
@@ -145,10 +146,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.wake.wait()
             self.wake.clear()
             while self.outbox and not self.closed:
-                if backlog() > limit:
+                if backlog() > limit and not await self._drained(backlog, limit):
                     self._too_slow(f"{backlog()} bytes unread")
                     return
                 await self.base_send({"type": "websocket.send", "text": self.outbox.popleft()})
+
+    async def _drained(self, backlog: Callable[[], int], limit: int) -> bool:
+        """Wait for the transport to hand the client what it holds; False if it never does."""
+        deadline = time.monotonic() + settings.CHAT_SOCKET_DRAIN_SECONDS
+        while backlog() > limit // 2:
+            if time.monotonic() > deadline or self.closed:
+                return False
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        return True
 
     # Called by the hub, synchronously, for every event on a key this socket listens to.
     def deliver(self, key: str, frame: str, meta: dict[str, Any]) -> None:

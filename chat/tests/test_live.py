@@ -1,0 +1,166 @@
+"""The socket protocol against real daphne processes: slow readers, and several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from chat.tests.live import LiveServer, session_key
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BIG_BODY = "The quick brown fox jumps over the lazy dog. " * 80  # ~3.6 kB, ~11 kB per frame
+
+
+@pytest.fixture
+def servers() -> Iterator[list[LiveServer]]:
+    started: list[LiveServer] = []
+    yield started
+    for server in started:
+        server.close()
+
+
+def start(servers: list[LiveServer], **env: str) -> LiveServer:
+    server = LiveServer(RATE_LIMITS_ENABLED="0", **env).start()
+    servers.append(server)
+    return server
+
+
+async def open_socket(server: LiveServer, session: str, **options: Any) -> Any:
+    return await websockets.connect(
+        server.ws_url,
+        additional_headers={"Cookie": f"sessionid={session}", "Origin": server.url},
+        **options,
+    )
+
+
+async def frames_until(ws: Any, kind: str) -> list[dict[str, Any]]:
+    seen = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+        seen.append(frame)
+        if frame["type"] == kind:
+            return seen
+
+
+def test_a_reader_that_falls_behind_is_closed_and_catches_up(servers, alice, bob, general):
+    server = start(servers, CHAT_SOCKET_MAX_BUFFER_BYTES="65536", CHAT_SOCKET_DRAIN_SECONDS="1")
+    alice_session, bob_session = session_key(alice), session_key(bob)
+    total = 600
+
+    async def scenario() -> tuple[bool, int, list[int], list[int]]:
+        # Bob's socket reads nothing for now, through a small receive buffer.
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", server.port))
+        bob_ws = await open_socket(server, bob_session, sock=raw, max_queue=1)
+        await bob_ws.send(json.dumps({"type": "subscribe", "channel": general.id, "since": None}))
+        await frames_until(bob_ws, "subscribed")
+        alice_ws = await open_socket(server, alice_session)
+        sent = []
+        for i in range(total):
+            client_id = str(uuid.uuid4())
+            await alice_ws.send(
+                json.dumps(
+                    {
+                        "type": "message.send",
+                        "channel": general.id,
+                        "client_id": client_id,
+                        "body": f"{i} {BIG_BODY}",
+                        "reply_to": None,
+                    }
+                )
+            )
+            ack = [f for f in await frames_until(alice_ws, "message.ack")][-1]
+            sent.append(ack["message"]["id"])
+        # Now Bob reads what reached him, until the server's close.
+        received, closed_by_server = [], False
+        try:
+            while True:
+                frame = json.loads(await asyncio.wait_for(bob_ws.recv(), timeout=10))
+                if frame["type"] == "message.new":
+                    received.append(frame["message"]["id"])
+        except ConnectionClosed:
+            # Either the 4008 close frame arrived, or (more often, with so much unread) the
+            # server gave up on the closing handshake and dropped the connection.
+            closed_by_server = True
+        # He reconnects from the newest id he has, and gets the rest.
+        before_reconnect = len(received)
+        since = received[-1] if received else 0
+        bob_again = await open_socket(server, bob_session)
+        await bob_again.send(
+            json.dumps({"type": "subscribe", "channel": general.id, "since": since})
+        )
+        for frame in await frames_until(bob_again, "subscribed"):
+            if frame["type"] == "message.new":
+                received.append(frame["message"]["id"])
+        await bob_again.close()
+        await alice_ws.close()
+        return closed_by_server, before_reconnect, sent, received
+
+    closed_by_server, before_reconnect, sent, received = asyncio.run(scenario())
+    assert closed_by_server
+    assert "too slow" in server.output(), server.output()
+    assert "Traceback" not in server.output(), server.output()
+    assert before_reconnect < len(sent), "the slow socket was never cut off"
+    assert len(received) == len(set(received)), "duplicates"
+    assert received == sent, "a message was lost or reordered"
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="several processes share events through Redis"
+)
+def test_a_message_sent_to_one_process_reaches_sockets_on_another(servers, alice, bob, general):
+    first, second = start(servers), start(servers)
+    alice_session, bob_session = session_key(alice), session_key(bob)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        alice_ws = await open_socket(first, alice_session)
+        bob_ws = await open_socket(second, bob_session)
+        for ws in (alice_ws, bob_ws):
+            await ws.send(json.dumps({"type": "subscribe", "channel": general.id, "since": None}))
+            await frames_until(ws, "subscribed")
+        await alice_ws.send(
+            json.dumps(
+                {
+                    "type": "message.send",
+                    "channel": general.id,
+                    "client_id": str(uuid.uuid4()),
+                    "body": "across processes",
+                    "reply_to": None,
+                }
+            )
+        )
+        on_bob = (await frames_until(bob_ws, "message.new"))[-1]
+        # And the other way round: Bob posts on the second process, Alice hears it on the first.
+        await bob_ws.send(
+            json.dumps(
+                {
+                    "type": "message.send",
+                    "channel": general.id,
+                    "client_id": str(uuid.uuid4()),
+                    "body": "and back",
+                    "reply_to": None,
+                }
+            )
+        )
+        on_alice = [f for f in await frames_until(alice_ws, "message.new")]
+        while on_alice[-1]["message"]["body"] != "and back":
+            on_alice += await frames_until(alice_ws, "message.new")
+        await alice_ws.close()
+        await bob_ws.close()
+        return on_bob, on_alice[-1]
+
+    on_bob, on_alice = asyncio.run(scenario())
+    assert on_bob["message"]["body"] == "across processes"
+    assert on_bob["message"]["author"]["username"] == "alice"
+    assert on_alice["message"]["body"] == "and back"
