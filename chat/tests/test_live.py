@@ -80,7 +80,7 @@ def test_a_reader_that_falls_behind_is_closed_and_catches_up(servers, alice, bob
                     }
                 )
             )
-            ack = [f for f in await frames_until(alice_ws, "message.ack")][-1]
+            ack = (await frames_until(alice_ws, "message.ack"))[-1]
             sent.append(ack["message"]["id"])
         # Now Bob reads what reached him, until the server's close.
         received, closed_by_server = [], False
@@ -153,7 +153,7 @@ def test_a_message_sent_to_one_process_reaches_sockets_on_another(servers, alice
                 }
             )
         )
-        on_alice = [f for f in await frames_until(alice_ws, "message.new")]
+        on_alice = await frames_until(alice_ws, "message.new")
         while on_alice[-1]["message"]["body"] != "and back":
             on_alice += await frames_until(alice_ws, "message.new")
         await alice_ws.close()
