@@ -36,8 +36,18 @@ def article_ids(html: str) -> list[int]:
 
 
 @pytest.fixture
-def hundred_twenty(no_rate_limits, alice, bob, general) -> list[int]:
-    return [say(general, alice if n % 2 else bob, f"message {n}").id for n in range(120)]
+def fill(no_rate_limits, alice, bob, general):
+    """`fill(n)` posts n messages to #general, by alice and bob in turn; returns their ids."""
+
+    def post(count: int) -> list[int]:
+        return [say(general, alice if n % 2 else bob, f"message {n}").id for n in range(count)]
+
+    return post
+
+
+@pytest.fixture
+def hundred_twenty(fill) -> list[int]:
+    return fill(120)
 
 
 # --- Channel list ---------------------------------------------------------------------------
@@ -78,9 +88,10 @@ def test_api_needs_login(client, general):
 # --- History --------------------------------------------------------------------------------
 
 
-def test_channel_page_shows_the_newest_fifty(hundred_twenty, bob):
+def test_channel_page_shows_the_newest_fifty(fill, bob):
+    ids = fill(60)
     page = client_for(bob).get("/c/photography/general/").content.decode()
-    assert article_ids(page) == hundred_twenty[-50:]
+    assert article_ids(page) == ids[-50:]
     assert "Load older messages" in page
 
 
@@ -99,23 +110,27 @@ def test_before_pages_back_without_gaps_or_overlaps(hundred_twenty, bob, general
     assert seen == hundred_twenty
 
 
-def test_after_reads_forward(hundred_twenty, bob, general):
+def test_after_reads_forward(fill, bob, general):
+    ids = fill(20)
     client = client_for(bob)
-    page = client.get(messages_url(general), {"after": hundred_twenty[9], "limit": 5}).json()
-    assert [m["id"] for m in page["messages"]] == hundred_twenty[10:15]
+    page = client.get(messages_url(general), {"after": ids[9], "limit": 5}).json()
+    assert [m["id"] for m in page["messages"]] == ids[10:15]
     assert page["has_more"] is True
-    tail = client.get(messages_url(general), {"after": hundred_twenty[-3]}).json()
-    assert [m["id"] for m in tail["messages"]] == hundred_twenty[-2:]
+    tail = client.get(messages_url(general), {"after": ids[-3]}).json()
+    assert [m["id"] for m in tail["messages"]] == ids[-2:]
     assert tail["has_more"] is False
 
 
-def test_limit_bounds(hundred_twenty, bob, general):
+def test_limit_bounds(fill, bob, general):
+    ids = fill(60)
     client = client_for(bob)
     one = client.get(messages_url(general), {"limit": 1}).json()
-    assert [m["id"] for m in one["messages"]] == hundred_twenty[-1:]
+    assert [m["id"] for m in one["messages"]] == ids[-1:]
     assert one["has_more"] is True
+    default = client.get(messages_url(general)).json()
+    assert [m["id"] for m in default["messages"]] == ids[-50:]
     everything = client.get(messages_url(general), {"limit": 200}).json()
-    assert len(everything["messages"]) == 120
+    assert [m["id"] for m in everything["messages"]] == ids
     assert everything["has_more"] is False
 
 
