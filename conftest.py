@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,17 +24,6 @@ from hobbies.models import Community, User
 from hobbies.services import community_create, membership_join, user_create
 
 PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test accounts only
-
-
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
-    """One SQLite test database per test run, so runs at the same time never share a file."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] == "django.db.backends.sqlite3" and db.get("TEST", {}).get("NAME"):
-        name = Path(db["TEST"]["NAME"])
-        db["TEST"]["NAME"] = str(name.with_name(f"{name.stem}-{os.getpid()}{name.suffix}"))
 
 
 @pytest.fixture(autouse=True)
