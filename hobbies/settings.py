@@ -126,7 +126,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # Reads must outlive channels-redis's 5 s blocking pop, or an idle receive times
+                # out (redis-py's own default socket timeout is also 5 s).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": CHANNEL_LAYER_PREFIX,
                 # One hub channel per server process receives every event; give it room.
                 "capacity": 10_000,
