@@ -340,6 +340,19 @@ function start(root) {
     );
     newestId = Math.max(newestId, message.id);
     stopTyping(message.author.id);
+    if (message.author.id !== me && (document.hidden || !document.hasFocus())) {
+      unseen += 1;
+      document.title = `(${unseen}) ${baseTitle}`;
+    }
+  }
+
+  // While the tab is in the background, its title counts the messages that arrived.
+  const baseTitle = document.title;
+  let unseen = 0;
+  function seen() {
+    if (document.hidden || !document.hasFocus()) return;
+    unseen = 0;
+    document.title = baseTitle;
   }
 
   function newDivider() {
@@ -767,8 +780,19 @@ function start(root) {
     }
   }
 
-  window.addEventListener("focus", maybeRead);
-  document.addEventListener("visibilitychange", maybeRead);
+  window.addEventListener("focus", () => {
+    seen();
+    maybeRead();
+  });
+  document.addEventListener("visibilitychange", () => {
+    seen();
+    maybeRead();
+    // Back from the background (a phone, a sleeping laptop): don't wait out the backoff.
+    if (!document.hidden && !socket && !stopped) {
+      attempt = 0;
+      connect();
+    }
+  });
 
   // --- Scrolling and older history -----------------------------------------------------------
 
