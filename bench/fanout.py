@@ -52,6 +52,8 @@ PYTHON = sys.executable
 HOST = "127.0.0.1"  # never anything else: this benchmark only talks to its own servers
 SERVERS = ("bare", "naive", "app")
 WARMUP_MESSAGES = 5
+QUIET_CORES = 0.15  # machine-wide CPU use, in cores, that counts as idle before a measurement
+NOISY_PCT = 20.0  # other processes' CPU use during a measurement worth a warning
 StreamT = TypeVar("StreamT")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -70,6 +72,50 @@ def die_with_parent() -> None:
     """In the child, before exec: on Linux ask for SIGTERM when we die, so nothing outlives us."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU time all processes on this machine have used so far, summed over cores (Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+@dataclass
+class CpuWindow:
+    """CPU used during a measurement: by the server, and by processes not ours (noise)."""
+
+    server_pid: int
+    server: float | None = None
+    machine: float | None = None
+    publisher: float = field(default_factory=time.process_time)
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.server, self.machine = cpu_seconds(self.server_pid), machine_busy_seconds()
+
+    def close(self, client_cpu: float) -> dict[str, float | None]:
+        wall = time.monotonic() - self.started
+        server_now, machine_now = cpu_seconds(self.server_pid), machine_busy_seconds()
+        publisher = time.process_time() - self.publisher
+        server = None if server_now is None or self.server is None else server_now - self.server
+        other = None
+        if server is not None and machine_now is not None and self.machine is not None:
+            other = max(0.0, machine_now - self.machine - server - client_cpu - publisher)
+
+        def pct(seconds: float | None) -> float | None:
+            return None if seconds is None else round(100 * seconds / wall, 1)
+
+        return {
+            "wall_s": round(wall, 2),
+            "server_cpu_pct": pct(server),
+            "client_cpu_pct": pct(client_cpu),
+            "publisher_cpu_pct": pct(publisher),
+            "other_cpu_pct": pct(other),
+        }
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -122,9 +168,6 @@ class ServerProcess:
                 await writer.wait_closed()
             return
         raise RuntimeError(f"{self.name} server not listening after {timeout}s:\n{self.log_tail()}")
-
-    def cpu_seconds(self) -> float | None:
-        return cpu_seconds(self.process.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
@@ -414,8 +457,7 @@ def summarise(
     published: Published,
     results: list[dict[str, Any]],
     latencies: array[float],
-    server_cpu: float | None,
-    wall: float,
+    cpu: CpuWindow,
 ) -> dict[str, Any]:
     connected = sum(r["connected"] for r in results)
     received = sum(r["received"] for r in results)
@@ -426,7 +468,7 @@ def summarise(
     ordered = sorted(latencies)
     acks = sorted(published.ack_latencies)
     publish_span = published.last_send - published.first_send
-    client_cpu = sum(r["cpu_seconds"] for r in results)
+    cpu_use = cpu.close(client_cpu=sum(r["cpu_seconds"] for r in results))
 
     def ms(seconds: float) -> float:
         return round(seconds * 1000, 2)
@@ -457,13 +499,25 @@ def summarise(
         ),
         "acks": published.acks,
         "publisher_errors": published.errors,
-        "server_cpu_pct": round(100 * server_cpu / wall, 1) if server_cpu is not None else None,
-        "client_cpu_pct": round(100 * client_cpu / wall, 1),
-        "wall_s": round(wall, 2),
+        **cpu_use,
     }
 
 
+async def wait_until_quiet(limit: float) -> None:
+    """Wait (at most `limit` seconds) for a second in which the machine is nearly idle."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = machine_busy_seconds()
+        await asyncio.sleep(1.0)
+        after = machine_busy_seconds()
+        if before is None or after is None or after - before < QUIET_CORES:
+            return
+    print(f"machine still busy after {limit:.0f}s; measuring anyway", file=sys.stderr)
+
+
 async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    if args.wait_quiet:
+        await wait_until_quiet(args.wait_quiet)
     port = free_port()
     if name == "bare":
         setup = setup_bare(port, args.subscribers)
@@ -492,8 +546,7 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         await publisher.warm_up()
         await asyncio.sleep(args.settle)
 
-        cpu_before = server.cpu_seconds()
-        started = time.monotonic()
+        cpu = CpuWindow(server.process.pid)
         await pool.tell({"cmd": "go"})
         print(f"[{name}] publishing {args.rate}/s for {args.duration}s", file=sys.stderr)
         published = await publisher.run(args.rate, args.duration)
@@ -502,12 +555,7 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
             pool.read_all("result", timeout=args.drain_max + 60),
             publisher.wait_for_acks(args.drain_max),
         )
-        wall = time.monotonic() - started
-        cpu_after = server.cpu_seconds()
-        server_cpu = (
-            cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
-        )
-        return summarise(name, args, published, results, pool.latencies(name), server_cpu, wall)
+        return summarise(name, args, published, results, pool.latencies(name), cpu)
     finally:
         if publisher is not None:
             await publisher.close()
@@ -532,6 +580,7 @@ COLUMNS = (
     ("lost", "lost", 7),
     ("srv cpu%", "server_cpu_pct", 9),
     ("cli cpu%", "client_cpu_pct", 9),
+    ("other cpu%", "other_cpu_pct", 11),
 )
 
 
@@ -588,7 +637,14 @@ async def run(args: argparse.Namespace) -> int:
         "machine": machine(),
         "settings": {
             key: getattr(args, key)
-            for key in ("subscribers", "rate", "duration", "client_procs", "drain_quiet")
+            for key in (
+                "subscribers",
+                "rate",
+                "duration",
+                "client_procs",
+                "drain_quiet",
+                "drain_max",
+            )
         },
         "results": rows,
         "failures": failures,
@@ -603,6 +659,12 @@ async def run(args: argparse.Namespace) -> int:
         f"{os.cpu_count()} CPUs"
     )
     print(table(rows))
+    for row in rows:
+        if (row["other_cpu_pct"] or 0) > NOISY_PCT:
+            print(
+                f"warning: other processes used {row['other_cpu_pct']}% CPU during "
+                f"{row['server']}: its figures are not clean"
+            )
     for name, failure in failures.items():
         print(f"{name}: FAILED {failure}")
     print(f"\nwritten {out.relative_to(ROOT)}")
@@ -624,6 +686,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=1.0, help="seconds idle before sending")
     parser.add_argument("--drain-quiet", type=float, default=2.0, help="stop after this idle")
     parser.add_argument("--drain-max", type=float, default=15.0, help="longest drain")
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, help="wait up to this long for an idle machine"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder and logs")
     args = parser.parse_args(argv)
     unknown = set(args.servers) - set(SERVERS)
