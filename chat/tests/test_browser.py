@@ -8,28 +8,19 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from chat.models import Channel
 from chat.services import message_send
+from chat.tests.live import LiveServer, session_key
 from conftest import PASSWORD
 from hobbies.models import User
 
@@ -48,97 +39,16 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 10_000
 
 
-# --- The server -----------------------------------------------------------------------------
-
-
-def _database_url() -> str:
-    """The URL of the database this test run created, for the server process."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    if db["ENGINE"] == "django.db.backends.postgresql":
-        auth = quote(db.get("USER") or "", safe="")
-        if db.get("PASSWORD"):
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        host = db.get("HOST") or "127.0.0.1"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
-    raise RuntimeError(f"no browser-test support for {db['ENGINE']}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """`daphne` on a loopback port, in a subprocess, pointed at the test database."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)  # noqa: SIM115
-        self.process: subprocess.Popen[bytes] | None = None
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "hobbies.settings",
-            "DATABASE_URL": _database_url(),
-            # The same key as this process, so sessions made here are valid there.
-            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-            "DJANGO_DEBUG": "0",
-            "LOG_LEVEL": "WARNING",
-        }
-        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-    def start(self) -> None:
-        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        self.process = subprocess.Popen(
-            [*daphne, "hobbies.asgi:application"],
-            cwd=settings.BASE_DIR,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"daphne did not start:\n{Path(self.log.name).read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def close(self) -> None:
-        self.stop()
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
+# --- The server and the browser ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def server(django_db_setup: None) -> Iterator[LiveServer]:
-    live = LiveServer()
+    # The browser fixture lifts Django's async-safety guard in this process; the server keeps it.
+    live = LiveServer(DJANGO_ALLOW_ASYNC_UNSAFE="")
     live.start()
     yield live
     live.close()
-
-
-# --- The browser ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +87,7 @@ def open_context(browser: Browser, server: LiveServer) -> Iterator[Callable[...,
 
 def session_cookie(user: User, server: LiveServer) -> dict[str, str]:
     """A session cookie for `user`, made here, valid on the server (same database and key)."""
-    client = Client()
-    client.force_login(user)
-    value = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return {"name": settings.SESSION_COOKIE_NAME, "value": value, "url": server.url}
+    return {"name": settings.SESSION_COOKIE_NAME, "value": session_key(user), "url": server.url}
 
 
 def has_class(css_class: str) -> re.Pattern[str]:
