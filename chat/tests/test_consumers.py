@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from chat.models import Message
 from chat.services import channel_create, channel_member_add, channel_member_remove
 from conftest import client_for, say
+from hobbies.services import community_create, membership_join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,6 +26,22 @@ def send_frame(channel_id: int, body: str, client_id: str | None = None, **extra
         "reply_to": None,
         **extra,
     }
+
+
+@pytest.fixture
+def elsewhere(alice, bob):
+    """#general of a second community of alice's and bob's: its messages serve as sentinels.
+
+    Events reach a socket in the order they were published, so once a sentinel published after
+    an event arrives, that event would have arrived before it.
+    """
+    chess = community_create(name="Chess", by=alice)
+    membership_join(community=chess, user=bob)
+    return chess.channels.get(name="general")
+
+
+async def next_body(socket) -> str:
+    return (await socket.recv_type("message.new"))["message"]["body"]
 
 
 async def test_message_reaches_other_member_live(connect, alice, bob, general):
@@ -66,8 +83,8 @@ async def test_same_client_id_twice_over_socket_is_one_message(connect, alice, b
     acks = [first, (await a.until("message.ack"))[-1]]
     assert acks[0]["message"]["id"] == acks[1]["message"]["id"]
     assert await db(Message.objects.filter(client_id=client_id).count)() == 1
-    assert (await b.recv_type("message.new"))["message"]["body"] == "once"
-    assert await b.nothing()
+    await a.send(send_frame(general.id, "sentinel"))
+    assert [await next_body(b), await next_body(b)] == ["once", "sentinel"]
 
 
 async def test_same_client_id_twice_over_http_is_one_broadcast(connect, alice, bob, general):
@@ -80,8 +97,8 @@ async def test_same_client_id_twice_over_http_is_one_broadcast(connect, alice, b
     second = await db(client.post)(url, data, content_type="application/json")
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["message"]["id"] == second.json()["message"]["id"]
-    assert (await b.recv_type("message.new"))["message"]["body"] == "over http"
-    assert await b.nothing()
+    await db(say)(general, alice, "sentinel")
+    assert [await next_body(b), await next_body(b)] == ["over http", "sentinel"]
 
 
 async def test_edit_delete_and_reactions_are_pushed(connect, alice, bob, general):
@@ -139,17 +156,17 @@ async def test_replay_since_sends_exactly_the_missed_messages(connect, alice, bo
     assert subscribed == {"type": "subscribed", "channel": general.id, "last_id": missed[-1]}
     # Live messages follow, without repeats.
     await db(say)(general, alice, "live")
-    assert (await b.recv_type("message.new"))["message"]["body"] == "live"
-    assert await b.nothing()
+    await db(say)(general, alice, "live too")
+    assert [await next_body(b), await next_body(b)] == ["live", "live too"]
 
 
 async def test_replay_when_up_to_date_sends_nothing(connect, alice, bob, general):
     last = await db(say)(general, alice, "only")
     b = await connect(bob)
-    subscribed = await b.subscribe(general.id, since=last.id)
-    assert subscribed["last_id"] == last.id
-    assert "truncated" not in subscribed
-    assert await b.nothing()
+    subscribed = await b.subscribe(general.id, since=last.id)  # fails on any message first
+    assert subscribed == {"type": "subscribed", "channel": general.id, "last_id": last.id}
+    await db(say)(general, alice, "next")
+    assert await next_body(b) == "next"
 
 
 async def test_replay_over_the_limit_says_truncated(connect, alice, bob, general, settings):
@@ -171,11 +188,14 @@ async def test_replay_over_the_limit_says_truncated(connect, alice, bob, general
 # --- Being removed --------------------------------------------------------------------------
 
 
-async def test_removed_from_private_channel_stops_receiving(connect, alice, bob, community):
+async def test_removed_from_private_channel_stops_receiving(
+    connect, alice, bob, community, general
+):
     mods = await db(channel_create)(community=community, name="mods", kind="private", by=alice)
     await db(channel_member_add)(channel=mods, user=bob, by=alice)
     b = await connect(bob)
     await b.subscribe(mods.id)
+    await b.subscribe(general.id)
     await db(channel_member_remove)(channel=mods, user=bob, by=alice)
     assert await b.recv_type("unsubscribed") == {
         "type": "unsubscribed",
@@ -183,14 +203,18 @@ async def test_removed_from_private_channel_stops_receiving(connect, alice, bob,
         "reason": "removed",
     }
     await db(say)(mods, alice, "after bob left")
-    assert await b.nothing()
+    await db(say)(general, alice, "sentinel")
+    assert await next_body(b) == "sentinel"
     await b.send({"type": "subscribe", "channel": mods.id, "since": 0})
     assert (await b.recv_type("error"))["code"] == "not_found"
 
 
-async def test_removed_from_community_by_moderator_stops_receiving(connect, alice, bob, general):
+async def test_removed_from_community_by_moderator_stops_receiving(
+    connect, alice, bob, general, elsewhere
+):
     b = await connect(bob)
     await b.subscribe(general.id)
+    await b.subscribe(elsewhere.id)
     moderator = await db(client_for)(alice)
     response = await db(moderator.post)(
         "/c/photography/manage/", {"action": "remove", "user": str(bob.id)}
@@ -199,7 +223,8 @@ async def test_removed_from_community_by_moderator_stops_receiving(connect, alic
     unsubscribed = await b.recv_type("unsubscribed")
     assert (unsubscribed["channel"], unsubscribed["reason"]) == (general.id, "removed")
     await db(say)(general, alice, "bob is gone")
-    assert await b.nothing()
+    await db(say)(elsewhere, alice, "sentinel")
+    assert await next_body(b) == "sentinel"
 
 
 async def test_logout_closes_that_sessions_socket_only(connect, bob, general):
@@ -262,9 +287,10 @@ async def test_read_frame_resets_unread(connect, alice, bob, general):
     assert (row["unread"], row["last_read_id"]) == (0, last.id)
 
 
-async def test_unsubscribe_stops_events(connect, alice, bob, general):
+async def test_unsubscribe_stops_events(connect, alice, bob, general, elsewhere):
     b = await connect(bob)
     await b.subscribe(general.id)
+    await b.subscribe(elsewhere.id)
     await b.send({"type": "unsubscribe", "channel": general.id})
     assert await b.recv_type("unsubscribed") == {
         "type": "unsubscribed",
@@ -272,4 +298,5 @@ async def test_unsubscribe_stops_events(connect, alice, bob, general):
         "reason": "requested",
     }
     await db(say)(general, alice, "not for bob's socket")
-    assert await b.nothing()
+    await db(say)(elsewhere, alice, "sentinel")
+    assert await next_body(b) == "sentinel"
