@@ -349,3 +349,21 @@ async def test_hostile_bodies_are_inert_in_live_pushes(
         pushed = (await b.recv_type("message.new"))["message"]
         assert pushed["body"] == body
         assert inert_problems(pushed["html"]) == [], body
+
+
+@pytest.mark.django_db
+def test_hostile_display_name_and_reply_quote_are_inert(alice, bob, general):
+    from hobbies.services import profile_update
+
+    hostile = '<img src=x onerror="alert(1)">'
+    profile_update(user=alice, display_name=hostile[:64], bio="", hobbies="")
+    parent = say(general, alice, "<script>alert('quoted')</script>")
+    say(general, bob, "replying", reply_to=parent.id)
+    client = client_for(bob)
+    for message in client.get(f"/api/channels/{general.id}/messages/").json()["messages"]:
+        assert inert_problems(message["html"]) == []
+    page = client.get("/c/photography/general/").content.decode()
+    start = page.index('<div id="message-list"')
+    assert inert_problems(page[start : page.index('<div class="typing', start)]) == []
+    members = page[page.index('<ul class="member-list"') :]
+    assert inert_problems(members[: members.index("</ul>")]) == []

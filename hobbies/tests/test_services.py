@@ -155,3 +155,13 @@ def test_only_owner_changes_roles_and_moderators_cannot_remove_each_other(
     assert not Membership.objects.filter(community=community, user=carol).exists()
     with pytest.raises(Invalid, match="at least one owner"):
         membership_set_role(community=community, user=alice, role="member", by=alice)
+
+
+def test_profile_update_refuses_oversized_avatar(alice):
+    from hobbies.errors import TooLong
+
+    big = SimpleUploadedFile("big.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024), "image/png")
+    with pytest.raises(TooLong):
+        profile_update(user=alice, display_name="", bio="", hobbies="", avatar=big)
+    alice.profile.refresh_from_db()
+    assert not alice.profile.avatar

@@ -305,3 +305,38 @@ def test_readyz_checks_database_and_channel_layer(client):
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+
+
+def test_outsider_cannot_ask_to_join_a_hidden_community(alice, mallory):
+    community_create(name="Darkroom", visibility="private", by=alice)
+    response = client_for(mallory).post("/c/darkroom/join/", {"message": "let me in"})
+    assert response.status_code == 404
+    assert not JoinRequest.objects.exists()
+
+
+def test_members_cannot_use_the_manage_page(community, alice, bob, carol):
+    member = client_for(bob)
+    for action in (
+        {"action": "remove", "user": str(carol.id)},
+        {"action": "role", "user": str(bob.id), "role": "owner"},
+        {"action": "reset_invite"},
+    ):
+        member.post("/c/photography/manage/", action)
+    assert Membership.objects.get(community=community, user=carol).role == "member"
+    assert Membership.objects.get(community=community, user=bob).role == "member"
+    assert Community.objects.get(id=community.id).invite_code == community.invite_code
+
+
+def test_signup_rate_limit_per_address(client, settings):
+    settings.RATE_LIMIT_SIGNUP = (2, 3600)
+    for n in range(2):
+        Client().post("/accounts/signup/", {"username": f"new{n}", "password": PASSWORD})
+    response = client.post("/accounts/signup/", {"username": "new9", "password": PASSWORD})
+    assert "Too many requests; try again in 3600 seconds." in page_text(response)
+    assert not User.objects.filter(username="new9").exists()
+
+
+def test_moderator_page_requests_with_bad_ids_are_404(community, alice):
+    client = client_for(alice)
+    for data in ({"action": "remove", "user": "x"}, {"action": "approve", "request": "\u00b2"}):
+        assert client.post("/c/photography/manage/", data).status_code == 404
