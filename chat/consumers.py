@@ -25,7 +25,7 @@ from chat import hub as hub_module
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
 from chat.models import Channel
-from chat.payloads import author_payload, message_payload
+from chat.payloads import author_payload, message_payload, payload_of
 from chat.presence import presence_clear, presence_touch
 from chat.selectors import channel_for_member, message_for_member, messages_since
 from chat.services import (
@@ -308,7 +308,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_id=frame.get("client_id"),
             reply_to=None if reply_to is None else _int(reply_to, "reply_to"),
         )
-        return message_payload(message)
+        return payload_of(message)
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
         await database_sync_to_async(self._on_message)(frame, message_edit, body=frame.get("body"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -112,6 +112,10 @@ class Message(models.Model):
     external_id = models.CharField(max_length=128, blank=True)
 
     objects = MessageQuerySet.as_manager()
+
+    # Not stored: the MESSAGE payload built for this object's broadcast, which the sender's
+    # acknowledgement reuses instead of rendering the message again.
+    payload: dict[str, Any] | None = None
 
     class Meta:
         ordering = ["id"]

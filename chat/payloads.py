@@ -47,6 +47,12 @@ def render_message(message: Message, reactions: list[dict[str, Any]] | None = No
     ).strip()
 
 
+def payload_of(message: Message) -> dict[str, Any]:
+    """The payload already built for this message object (by its broadcast), or a new one."""
+    payload = getattr(message, "payload", None)
+    return payload if payload is not None else message_payload(message)
+
+
 def message_payload(message: Message) -> dict[str, Any]:
     reactions = reactions_summary(message)
     deleted = message.is_deleted

@@ -214,10 +214,16 @@ def message_send(
 
 
 def _existing(author: User, client_id: uuid.UUID, channel: Channel) -> Message | None:
-    existing = Message.objects.with_related().filter(author=author, client_id=client_id).first()
-    if existing is not None and existing.channel_id != channel.id:
+    found = (
+        Message.objects.filter(author=author, client_id=client_id)
+        .values_list("id", "channel_id")
+        .first()
+    )
+    if found is None:
+        return None
+    if found[1] != channel.id:
         raise Conflict("This client_id was already used in another channel.")
-    return existing
+    return Message.objects.with_related().get(id=found[0])
 
 
 def _broadcast_message(message: Message, kind: str, **extra: Any) -> None:
@@ -225,7 +231,10 @@ def _broadcast_message(message: Message, kind: str, **extra: Any) -> None:
 
     def build() -> dict[str, Any]:
         fresh = Message.objects.with_related().get(id=message_id)
-        return {"type": kind, "message": message_payload(fresh), **extra}
+        payload = message_payload(fresh)
+        # The sender's acknowledgement reuses what was rendered for everyone.
+        message.payload = payload
+        return {"type": kind, "message": payload, **extra}
 
     events.broadcast_on_commit(
         events.channel_key(channel_id), build, meta={"kind": kind, "id": message_id}

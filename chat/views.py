@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chat import selectors, services
-from chat.payloads import message_payload, render_message
+from chat.payloads import message_payload, payload_of, render_message
 from chat.presence import online_ids
 from hobbies.errors import DomainError, Invalid, NotFound
 from hobbies.models import User
@@ -190,7 +190,7 @@ def api_messages(
             client_id=data.get("client_id"),
             reply_to=_as_id(reply_to, "reply_to"),
         )
-        return {"message": message_payload(message)}, 201 if created else 200
+        return {"message": payload_of(message)}, 201 if created else 200
     before, after = _query_int(request, "before"), _query_int(request, "after")
     if before is not None and after is not None:
         raise Invalid("Give before or after, not both.")

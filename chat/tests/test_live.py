@@ -18,7 +18,8 @@ from chat.tests.live import LiveServer, session_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BIG_BODY = "The quick brown fox jumps over the lazy dog. " * 80  # ~3.6 kB, ~11 kB per frame
+# Big messages, so that a few hundred fill the kernel's socket buffers and the server's own.
+BIG_BODY = "The quick brown fox jumps over the lazy dog. " * 800  # ~36 kB, ~75 kB per frame
 
 
 @pytest.fixture
@@ -53,9 +54,14 @@ async def frames_until(ws: Any, kind: str) -> list[dict[str, Any]]:
 
 
 def test_a_reader_that_falls_behind_is_closed_and_catches_up(servers, alice, bob, general):
-    server = start(servers, CHAT_SOCKET_MAX_BUFFER_BYTES="65536", CHAT_SOCKET_DRAIN_SECONDS="1")
+    server = start(
+        servers,
+        CHAT_SOCKET_MAX_BUFFER_BYTES="65536",
+        CHAT_SOCKET_DRAIN_SECONDS="1",
+        CHAT_MESSAGE_MAX_LENGTH="40000",
+    )
     alice_session, bob_session = session_key(alice), session_key(bob)
-    total = 600
+    total = 200
 
     async def scenario() -> tuple[bool, int, list[int], list[int]]:
         # Bob's socket reads nothing for now, through a small receive buffer.
