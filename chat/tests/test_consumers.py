@@ -246,7 +246,7 @@ async def test_logout_closes_that_sessions_socket_only(connect, bob, general):
 async def test_presence_when_a_member_connects(connect, alice, bob, general, community):
     a = await connect(alice)
     await a.subscribe(general.id)
-    await connect(bob)
+    b = await connect(bob)
     frame = await a.recv()
     while frame["type"] == "presence" and frame["user"]["id"] != bob.id:
         frame = await a.recv()
@@ -256,6 +256,9 @@ async def test_presence_when_a_member_connects(connect, alice, bob, general, com
         "user": {"id": bob.id, "username": "bob", "display_name": "Bob Brown"},
         "online": True,
     }
+    await b.close()
+    frame = await a.recv_type("presence")
+    assert (frame["user"]["id"], frame["online"]) == (bob.id, False)
 
 
 async def test_typing_reaches_other_subscribers(connect, alice, bob, general):

@@ -254,3 +254,36 @@ def test_own_messages_are_not_unread(alice, general):
     [row] = channels_for_user(alice)
     assert row["unread"] == 0
     assert ChannelMember.objects.get(channel=general, user=alice).last_read_id == row["last_id"]
+
+
+def test_deleted_messages_are_not_unread(alice, bob, general):
+    say(general, alice, "@bob kept")
+    gone = say(general, alice, "@bob gone")
+    message_delete(message=gone, by=alice)
+    [row] = channels_for_user(bob)
+    assert (row["unread"], row["mentions"]) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sends_with_one_client_id_make_one_message(alice, general):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    client_id, start = uuid.uuid4(), Barrier(4)
+
+    def send(n: int) -> int:
+        try:
+            start.wait()
+            message, _ = message_send(
+                channel=general, author=alice, body=f"try {n}", client_id=client_id
+            )
+            return message.id
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(send, range(4)))
+    assert len(ids) == 1
+    assert Message.objects.filter(author=alice).count() == 1
