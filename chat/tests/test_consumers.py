@@ -303,3 +303,41 @@ async def test_unsubscribe_stops_events(connect, alice, bob, general, elsewhere)
     await db(say)(general, alice, "not for bob's socket")
     await db(say)(elsewhere, alice, "sentinel")
     assert await next_body(b) == "sentinel"
+
+
+@pytest.mark.parametrize("when", ["before the read", "after the read"])
+async def test_message_committed_during_subscribe_arrives_exactly_once(
+    connect, alice, bob, general, monkeypatch, when
+):
+    """Another writer commits while the replay is being read: no gap, no duplicate."""
+    from chat.consumers import ChatConsumer
+
+    seen = await db(say)(general, alice, "seen")
+    original = ChatConsumer._replay
+
+    def replay_with_concurrent_writer(self, channel, since):
+        if when == "before the read":
+            say(general, alice, "concurrent")
+            return original(self, channel, since)
+        result = original(self, channel, since)
+        say(general, alice, "concurrent")
+        return result
+
+    monkeypatch.setattr(ChatConsumer, "_replay", replay_with_concurrent_writer)
+    b = await connect(bob)
+    await b.send({"type": "subscribe", "channel": general.id, "since": seen.id})
+    frames = await b.until("subscribed")
+    monkeypatch.setattr(ChatConsumer, "_replay", original)
+    await db(say)(general, alice, "sentinel")
+    frames += await b.until("message.new")
+    while frames[-1].get("message", {}).get("body") != "sentinel":
+        frames += await b.until("message.new")
+    order = [
+        f["message"]["body"] if f["type"] == "message.new" else f["type"]
+        for f in frames
+        if f["type"] in ("message.new", "subscribed")
+    ]
+    if when == "before the read":  # in the replay
+        assert order == ["concurrent", "subscribed", "sentinel"]
+    else:  # live, held back until the replay is out
+        assert order == ["subscribed", "concurrent", "sentinel"]
