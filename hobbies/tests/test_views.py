@@ -340,3 +340,14 @@ def test_moderator_page_requests_with_bad_ids_are_404(community, alice):
     client = client_for(alice)
     for data in ({"action": "remove", "user": "x"}, {"action": "approve", "request": "\u00b2"}):
         assert client.post("/c/photography/manage/", data).status_code == 404
+
+
+def test_anonymous_visitors_see_public_pages_only(client, listings):
+    directory = page_text(client.get("/"))
+    assert "Photography" in directory
+    assert "Secret Darkroom" not in directory
+    assert "Log in to join" in page_text(client.get("/c/photography/"))
+    assert client.get("/c/darkroom/").status_code == 404
+    channel = client.get("/c/photography/general/")
+    assert channel.status_code == 302
+    assert channel["Location"].startswith("/accounts/login/")
