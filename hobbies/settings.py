@@ -104,7 +104,15 @@ TEMPLATES = [
 DATABASE_URL = (
     os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{VAR_DIR / 'hobbies.sqlite3'}"
 )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Keep connections open between requests and socket frames (Channels closes connections older
+# than this around every database call; opening a PostgreSQL connection costs milliseconds).
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers work while a message is written; IMMEDIATE takes the write lock at
