@@ -14,21 +14,25 @@ from hobbies.models import User
 MAX_MENTIONS = 25
 
 
+def _as_id(value: object) -> int | None:
+    """An id from a frame or URL: a positive int, or a string of ASCII digits; else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def channel_for_member(user: User, channel_id: int | str | None) -> Channel:
     """The channel with this id, if the user is one of its members; else `NotFound`.
 
     Used by views, the API and the socket alike. A channel the user may not see is reported as
     not found, never as forbidden, so its existence does not leak.
     """
-    try:
-        channel_id = int(channel_id)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise NotFound("No such channel.") from None
-    if not user.is_authenticated:
+    pk = _as_id(channel_id)
+    if pk is None or not user.is_authenticated:
         raise NotFound("No such channel.")
-    channel = (
-        Channel.objects.visible_to(user).select_related("community").filter(id=channel_id).first()
-    )
+    channel = Channel.objects.visible_to(user).select_related("community").filter(id=pk).first()
     if channel is None:
         raise NotFound("No such channel.")
     return channel
@@ -48,15 +52,12 @@ def channel_by_name_for_member(user: User, slug: str, name: str) -> Channel:
 
 def message_for_member(user: User, message_id: int | str | None) -> Message:
     """The message with this id, if the user is a member of its channel; else `NotFound`."""
-    try:
-        message_id = int(message_id)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise NotFound("No such message.") from None
-    if not user.is_authenticated:
+    pk = _as_id(message_id)
+    if pk is None or not user.is_authenticated:
         raise NotFound("No such message.")
     message = (
         Message.objects.with_related()
-        .filter(id=message_id, channel__in=Channel.objects.visible_to(user))
+        .filter(id=pk, channel__in=Channel.objects.visible_to(user))
         .first()
     )
     if message is None:
