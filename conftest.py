@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connections
 from django.test import Client
 
 from chat.hub import hub
@@ -200,3 +201,6 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         with contextlib.suppress(Exception, asyncio.CancelledError):  # closed by the test
             await socket.close()
     await hub.shutdown()
+    # Connections persist between frames (CONN_MAX_AGE); close the ones the socket's database
+    # thread opened, so the test database can be dropped at the end of the run.
+    await database_sync_to_async(connections.close_all)()
