@@ -55,14 +55,6 @@ class Tag(models.Model):
 
 
 class CommunityQuerySet(models.QuerySet["Community"]):
-    def listed_for(self, user: User | None) -> CommunityQuerySet:
-        """Directory entries for a user: public communities, and private ones they belong to."""
-        if user is None or not user.is_authenticated:
-            return self.filter(visibility=Community.Visibility.PUBLIC)
-        return self.filter(
-            Q(visibility=Community.Visibility.PUBLIC) | Q(memberships__user=user)
-        ).distinct()
-
     def search(self, query: str = "", tag: str = "") -> CommunityQuerySet:
         qs = self
         if query:

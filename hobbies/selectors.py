@@ -15,15 +15,13 @@ def membership_of(user: User, community: Community) -> Membership | None:
 
 
 def community_for_viewer(user: User, slug: str) -> Community:
-    """A community the user may look at: any public one, or a private one they belong to.
+    """A community anyone may look at: its name, description and tags, and how to join.
 
-    A private community the user does not belong to is reported as not found, so its existence
-    does not leak (an invite link is the way in).
+    Private communities are listed too, so people can ask to join them; their channels and
+    messages are for members only (`community_for_member`, `channel_for_member`).
     """
     community = Community.objects.filter(slug=slug).first()
     if community is None:
-        raise NotFound("No such community.")
-    if not community.is_public and membership_of(user, community) is None:
         raise NotFound("No such community.")
     return community
 
@@ -58,10 +56,9 @@ def is_moderator(user: User, community_id: int) -> bool:
     ).exists()
 
 
-def directory(user: User, *, query: str = "", tag: str = "") -> QuerySet[Community]:
+def directory(*, query: str = "", tag: str = "") -> QuerySet[Community]:
     return (
-        Community.objects.listed_for(user)
-        .search(query=query, tag=tag)
+        Community.objects.search(query=query, tag=tag)
         .annotate(member_count=Count("memberships", distinct=True))
         .prefetch_related("tags")
     )

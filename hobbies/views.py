@@ -133,7 +133,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 def directory(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:80]
     tag = request.GET.get("tag", "").strip()[:40]
-    communities = selectors.directory(me(request), query=query, tag=tag)
+    communities = selectors.directory(query=query, tag=tag)
     mine = set(selectors.user_communities(me(request)).values_list("id", flat=True))
     return render(
         request,

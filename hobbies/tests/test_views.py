@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -157,28 +156,25 @@ def directory_names(response) -> list[str]:
 def test_directory_search_by_name_and_tag(client, listings):
     assert directory_names(client.get("/", {"q": "chess"})) == ["Chess Club"]
     assert directory_names(client.get("/", {"q": "openings"})) == ["Chess Club"]
-    assert directory_names(client.get("/", {"tag": "photography"})) == ["Photography"]
+    assert directory_names(client.get("/", {"tag": "photography"})) == [
+        "Photography",
+        "Secret Darkroom",
+    ]
     assert directory_names(client.get("/", {"tag": "knitting"})) == []
     assert "No community matches." in page_text(client.get("/", {"q": "zzz"}))
 
 
-def test_private_community_hidden_from_non_members(listings, alice, mallory):
+def test_private_community_is_listed_but_its_channels_are_for_members(listings, alice, mallory):
     outsider = client_for(mallory)
-    assert "Secret Darkroom" not in page_text(outsider.get("/"))
-    assert outsider.get("/c/darkroom/").status_code == 404
-    assert outsider.get("/c/darkroom/?about").status_code == 404
-    assert outsider.get("/c/darkroom/general/").status_code == 404
-    member = client_for(alice)
-    assert "Secret Darkroom" in page_text(member.get("/"))
-    assert member.get("/c/darkroom/?about").status_code == 200
-
-
-def test_private_community_looks_like_a_missing_one(listings, mallory):
-    outsider = client_for(mallory)
-    hidden, missing = outsider.get("/c/darkroom/"), outsider.get("/c/no-such-thing/")
+    assert "Secret Darkroom" in page_text(outsider.get("/"))
+    about = outsider.get("/c/darkroom/")
+    assert about.status_code == 200
+    assert "Ask to join" in page_text(about)
+    assert "#general" not in page_text(about)
+    hidden, missing = outsider.get("/c/darkroom/general/"), outsider.get("/c/darkroom/nope/")
     assert hidden.status_code == missing.status_code == 404
-    token = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
-    assert token.sub("", page_text(hidden)) == token.sub("", page_text(missing))
+    member = client_for(alice)
+    assert member.get("/c/darkroom/general/").status_code == 200
 
 
 # --- Joining and leaving --------------------------------------------------------------------
@@ -273,9 +269,11 @@ def test_moderator_removes_member_on_manage_page(community, alice, bob):
     assert client_for(bob).get("/c/photography/general/").status_code == 404
 
 
-def test_manage_page_of_private_community_is_404_for_outsiders(alice, mallory):
+def test_manage_page_of_private_community_is_refused_to_outsiders(alice, mallory):
     community_create(name="Darkroom", visibility="private", by=alice)
-    assert client_for(mallory).get("/c/darkroom/manage/").status_code == 404
+    response = client_for(mallory).get("/c/darkroom/manage/")
+    assert response.status_code == 403
+    assert "Join this community first." in page_text(response)
 
 
 def test_community_form_creates_community(mallory):
@@ -307,11 +305,16 @@ def test_readyz_checks_database_and_channel_layer(client):
     assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
 
 
-def test_outsider_cannot_ask_to_join_a_hidden_community(alice, mallory):
-    community_create(name="Darkroom", visibility="private", by=alice)
-    response = client_for(mallory).post("/c/darkroom/join/", {"message": "let me in"})
-    assert response.status_code == 404
-    assert not JoinRequest.objects.exists()
+def test_outsider_asks_to_join_a_private_community_from_its_page(alice, mallory):
+    secret = community_create(name="Darkroom", visibility="private", by=alice)
+    client = client_for(mallory)
+    response = client.post("/c/darkroom/join/", {"message": "I print at home."}, follow=True)
+    assert "Request sent: a moderator will answer it." in page_text(response)
+    assert "Your request to join is waiting for a moderator." in page_text(response)
+    assert not Membership.objects.filter(community=secret, user=mallory).exists()
+    request = JoinRequest.objects.get(community=secret, user=mallory)
+    assert request.message == "I print at home."
+    assert "I print at home." in page_text(client_for(alice).get("/c/darkroom/manage/"))
 
 
 def test_members_cannot_use_the_manage_page(community, alice, bob, carol):
@@ -342,12 +345,12 @@ def test_moderator_page_requests_with_bad_ids_are_404(community, alice):
         assert client.post("/c/photography/manage/", data).status_code == 404
 
 
-def test_anonymous_visitors_see_public_pages_only(client, listings):
+def test_anonymous_visitors_see_about_pages_only(client, listings):
     directory = page_text(client.get("/"))
     assert "Photography" in directory
-    assert "Secret Darkroom" not in directory
+    assert "Secret Darkroom" in directory
     assert "Log in to join" in page_text(client.get("/c/photography/"))
-    assert client.get("/c/darkroom/").status_code == 404
+    assert "Log in to join" in page_text(client.get("/c/darkroom/"))
     channel = client.get("/c/photography/general/")
     assert channel.status_code == 302
     assert channel["Location"].startswith("/accounts/login/")
