@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from chat import services
-from chat.models import Channel, Message, MessageRevision
+from chat.models import Attachment, Channel, Message, MessageRevision
 from hobbies.errors import DomainError
 
 
@@ -37,6 +37,19 @@ class RevisionInline(admin.TabularInline):
         return False
 
 
+class AttachmentInline(admin.TabularInline):
+    """A deleted message's files stay listed here until `purge_attachments` removes them."""
+
+    model = Attachment
+    extra = 0
+    can_delete = False
+    fields = ["name", "content_type", "size", "uploader", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = [
@@ -52,7 +65,7 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["body", "author__username"]
     list_select_related = ["channel", "author"]
     readonly_fields = [f.name for f in Message._meta.fields]
-    inlines = [RevisionInline]
+    inlines = [RevisionInline, AttachmentInline]
     actions = ["delete_messages"]
 
     @admin.display(description="Body")
@@ -78,3 +91,23 @@ class MessageAdmin(admin.ModelAdmin):
             self.message_user(request, f"{done} message(s) deleted.", messages.SUCCESS)
         for error in errors:
             self.message_user(request, error, messages.ERROR)
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Uploads, sent or not; removed only by `manage.py purge_attachments`."""
+
+    list_display = ["name", "content_type", "size", "uploader", "message", "status", "created_at"]
+    list_filter = ["status", "content_type"]
+    search_fields = ["name", "uploader__username"]
+    list_select_related = ["uploader", "message"]
+    readonly_fields = [f.name for f in Attachment._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

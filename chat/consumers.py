@@ -307,6 +307,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             body=frame.get("body"),
             client_id=frame.get("client_id"),
             reply_to=None if reply_to is None else _int(reply_to, "reply_to"),
+            attachments=frame.get("attachments"),
         )
         return payload_of(message)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -85,7 +86,7 @@ class MessageQuerySet(models.QuerySet["Message"]):
         """Everything the message partial needs, in a fixed number of queries."""
         return self.select_related(
             "author__profile", "reply_to__author__profile", "channel"
-        ).prefetch_related("reactions")
+        ).prefetch_related("reactions", "attachments")
 
     def live(self) -> QuerySet[Message]:
         return self.filter(deleted_at__isnull=True)
@@ -176,3 +177,73 @@ class Mention(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.user_id} in {self.message_id}"
+
+
+class AttachmentQuerySet(models.QuerySet["Attachment"]):
+    def servable(self) -> QuerySet[Attachment]:
+        """Attachments of live messages: the only ones anyone may download."""
+        return self.filter(
+            status=Attachment.Status.READY,
+            message__isnull=False,
+            message__deleted_at__isnull=True,
+        )
+
+
+class Attachment(models.Model):
+    """A file uploaded by a member, then attached to one message.
+
+    The storage key is random and never derived from the filename; `name` is the sanitized name
+    shown to people and sent in `Content-Disposition`.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the upload"
+        READY = "ready", "Uploaded and checked"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # Set once, when the message that carries it is sent. A message removed from the database
+    # leaves its attachments unattached, and the purge removes them.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    key = models.CharField(max_length=200, unique=True)
+    thumbnail_key = models.CharField(max_length=200, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail_width = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail_height = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AttachmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "ready"]), name="attachment_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(size__gt=0), name="attachment_size_positive"),
+            models.CheckConstraint(
+                condition=Q(message__isnull=True) | Q(status="ready"),
+                name="attachment_attached_is_ready",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["uploader", "status"], name="attachment_uploader"),
+            models.Index(fields=["message", "created_at"], name="attachment_stale"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_type}, {self.size} bytes)"
+
+    @property
+    def is_image(self) -> bool:
+        return bool(self.thumbnail_key)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 
-from chat.models import Message
+from chat.models import Attachment, Message
 from hobbies.models import User
 
 MESSAGE_PARTIAL = "chat/_message.html"
@@ -38,12 +39,47 @@ def reply_summary(message: Message) -> dict[str, Any] | None:
     }
 
 
-def render_message(message: Message, reactions: list[dict[str, Any]] | None = None) -> str:
+def attachment_payload(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as the MESSAGE object lists it; URLs lead to our permission-checked views."""
+    is_image = attachment.is_image
+    return {
+        "id": str(attachment.id),
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "is_image": is_image,
+        "url": reverse("attachment_download", args=[attachment.id]),
+        "thumbnail_url": reverse("attachment_thumbnail", args=[attachment.id]) if is_image else None,
+        "width": attachment.width,
+        "height": attachment.height,
+        "thumbnail_width": attachment.thumbnail_width,
+        "thumbnail_height": attachment.thumbnail_height,
+    }
+
+
+def attachments_summary(message: Message) -> list[dict[str, Any]]:
+    if message.is_deleted:
+        return []
+    return [attachment_payload(a) for a in message.attachments.all()]
+
+
+def render_message(
+    message: Message,
+    reactions: list[dict[str, Any]] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+) -> str:
     if reactions is None:
         reactions = reactions_summary(message)
+    if attachments is None:
+        attachments = attachments_summary(message)
     return render_to_string(
         MESSAGE_PARTIAL,
-        {"message": message, "reactions": reactions, "reply": reply_summary(message)},
+        {
+            "message": message,
+            "reactions": reactions,
+            "reply": reply_summary(message),
+            "attachments": attachments,
+        },
     ).strip()
 
 
@@ -55,16 +91,18 @@ def payload_of(message: Message) -> dict[str, Any]:
 
 def message_payload(message: Message) -> dict[str, Any]:
     reactions = reactions_summary(message)
+    attachments = attachments_summary(message)
     deleted = message.is_deleted
     return {
         "id": message.id,
         "channel": message.channel_id,
         "author": author_payload(message.author),
         "body": "" if deleted else message.body,
-        "html": render_message(message, reactions),
+        "html": render_message(message, reactions, attachments),
         "created_at": message.created_at,
         "edited_at": message.edited_at,
         "deleted": deleted,
         "reply_to": reply_summary(message),
         "reactions": reactions,
+        "attachments": attachments,
     }

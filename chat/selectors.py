@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from chat.models import Channel, ChannelMember, Mention, Message
+from chat.models import Attachment, Channel, ChannelMember, Mention, Message
 from hobbies.errors import NotFound
 from hobbies.models import User
 
@@ -63,6 +64,27 @@ def message_for_member(user: User, message_id: int | str | None) -> Message:
     if message is None:
         raise NotFound("No such message.")
     return message
+
+
+def attachment_for_member(user: User, attachment_id: Any) -> Attachment:
+    """An attachment of a live message in a channel the user is a member of; else `NotFound`.
+
+    The one check in front of every download and thumbnail, whatever URL the user holds.
+    """
+    try:
+        attachment_uuid = uuid.UUID(str(attachment_id))
+    except (TypeError, ValueError):
+        raise NotFound("No such attachment.") from None
+    if not user.is_authenticated:
+        raise NotFound("No such attachment.")
+    attachment = (
+        Attachment.objects.servable()
+        .filter(id=attachment_uuid, message__channel__in=Channel.objects.visible_to(user))
+        .first()
+    )
+    if attachment is None:
+        raise NotFound("No such attachment.")
+    return attachment
 
 
 def channel_member(user: User, channel: Channel) -> ChannelMember | None:

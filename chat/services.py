@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from chat import events
+from chat.attachments import attachments_claim, clean_attachment_ids
 from chat.backends import get_backend
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
 from chat.payloads import message_payload
@@ -127,11 +128,13 @@ def _channel_members_remove(user: User, members: Any) -> None:
 # --- Messages -------------------------------------------------------------------------------
 
 
-def _clean_body(body: Any) -> str:
+def _clean_body(body: Any, *, allow_empty: bool = False) -> str:
+    if body is None and allow_empty:
+        body = ""
     if not isinstance(body, str):
         raise Invalid("A message body must be text.")
     body = body.replace("\r\n", "\n").strip()
-    if not body:
+    if not body and not allow_empty:
         raise Invalid("A message cannot be empty.")
     if len(body) > settings.CHAT_MESSAGE_MAX_LENGTH:
         raise TooLong(f"A message has at most {settings.CHAT_MESSAGE_MAX_LENGTH} characters.")
@@ -154,17 +157,20 @@ def message_send(
     body: Any,
     client_id: Any,
     reply_to: int | None = None,
+    attachments: Any = None,
 ) -> tuple[Message, bool]:
     """Post a message; returns it and whether it is new.
 
     Idempotent on `(author, client_id)`: a retry returns the first message and broadcasts
-    nothing. The caller has fetched `channel` with `channel_for_member`.
+    nothing. The caller has fetched `channel` with `channel_for_member`. `attachments` lists
+    ids of the author's confirmed uploads; a message with attachments may have no text.
     """
     cid = _parse_client_id(client_id)
     existing = _existing(author, cid, channel)
     if existing is not None:
         return existing, False
-    text = _clean_body(body)
+    attachment_ids = clean_attachment_ids(attachments)
+    text = _clean_body(body, allow_empty=bool(attachment_ids))
     if channel.kind == Channel.Kind.ANNOUNCEMENT and not is_moderator(author, channel.community_id):
         raise Forbidden("Only moderators post in announcement channels.")
     parent = None
@@ -199,6 +205,7 @@ def message_send(
             ChannelMember.objects.filter(channel=locked, user=author).update(
                 last_read_id=message.id
             )
+            attachments_claim(message=message, author=author, ids=attachment_ids)
             external_id = get_backend().send_message(message)
             if external_id:
                 message.external_id = external_id

@@ -13,9 +13,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import selectors, services
+from chat import attachments, selectors, services, storage
+from chat.models import Attachment
 from chat.payloads import message_payload, payload_of, render_message
 from chat.presence import online_ids
 from hobbies.errors import DomainError, Invalid, NotFound
@@ -66,17 +68,28 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 @domain_errors
 def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     """The plain-form way to post (no JavaScript needed)."""
-    channel = selectors.channel_by_name_for_member(me(request), slug, name)
+    user = me(request)
+    channel = selectors.channel_by_name_for_member(user, slug, name)
     reply_to = request.POST.get("reply_to", "")
+    uploaded: list[Attachment] = []
     try:
+        # Files sent with the form (no JavaScript), and ids of files uploaded beforehand.
+        files = [f for f in request.FILES.getlist("files") if f.name]
+        ids = request.POST.getlist("attachments")
+        attachments.clean_attachment_ids([*ids, *(uuid.uuid4() for _ in files)])
+        for upload in files:
+            uploaded.append(attachments.attachment_upload_direct(uploader=user, file=upload))
         services.message_send(
             channel=channel,
-            author=me(request),
+            author=user,
             body=request.POST.get("body", ""),
             client_id=request.POST.get("client_id") or uuid.uuid4(),
             reply_to=int(reply_to) if reply_to.isascii() and reply_to.isdigit() else None,
+            attachments=[*ids, *(str(a.id) for a in uploaded)],
         )
     except DomainError as exc:
+        for attachment in uploaded:
+            attachments.attachment_delete(attachment=attachment, by=user)
         messages.error(request, exc.detail)
     return redirect(channel.get_absolute_url() + "#composer")
 
@@ -189,6 +202,7 @@ def api_messages(
             body=data.get("body"),
             client_id=data.get("client_id"),
             reply_to=_as_id(reply_to, "reply_to"),
+            attachments=data.get("attachments"),
         )
         return {"message": payload_of(message)}, 201 if created else 200
     before, after = _query_int(request, "before"), _query_int(request, "after")
@@ -212,7 +226,10 @@ def _request_data(request: HttpRequest) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise Invalid("The body must be a JSON object.")
         return data
-    return request.POST.dict()
+    data = request.POST.dict()
+    if "attachments" in request.POST:
+        data["attachments"] = request.POST.getlist("attachments")
+    return data
 
 
 def _as_id(value: Any, name: str) -> int | None:
@@ -223,3 +240,100 @@ def _as_id(value: Any, name: str) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     raise Invalid(f"{name} must be a message id.")
+
+
+# --- Attachments ----------------------------------------------------------------------------
+
+
+def _attachment_body(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": str(attachment.id),
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "status": attachment.status,
+        "is_image": attachment.is_image,
+        "width": attachment.width,
+        "height": attachment.height,
+    }
+
+
+@require_http_methods(["POST"])
+@api_view
+def api_attachment_start(request: HttpRequest) -> tuple[dict[str, Any], int]:
+    data = _request_data(request)
+    attachment, target = attachments.attachment_start(
+        uploader=me(request),
+        name=data.get("name"),
+        size=data.get("size"),
+        content_type=data.get("content_type", ""),
+    )
+    upload = {"method": "POST", "url": target.url, "fields": target.fields, "file_field": "file"}
+    return {"attachment": _attachment_body(attachment), "upload": upload}, 201
+
+
+@csrf_exempt  # the signed token in the form stands in for the CSRF token, like an S3 policy
+@require_http_methods(["POST"])
+@api_view
+def api_attachment_upload(request: HttpRequest, attachment_id: str) -> tuple[dict[str, Any], int]:
+    """The local upload target (the S3 path uploads to the bucket instead)."""
+    user = me(request)
+    attachment = attachments.attachment_for_uploader(user, attachment_id)
+    token = request.POST.get("token", "")
+    if storage.is_s3() or not storage.upload_token_valid(
+        token, attachment_id=attachment.id, key=attachment.key
+    ):
+        raise Invalid("This upload link is invalid or has expired; start the upload again.")
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise Invalid("Send the file in the `file` field of a multipart form.")
+    attachments.attachment_upload(attachment=attachment, by=user, file=upload, size=upload.size)
+    return {"attachment": _attachment_body(attachment)}, 201
+
+
+@require_http_methods(["POST"])
+@api_view
+def api_attachment_confirm(request: HttpRequest, attachment_id: str) -> dict[str, Any]:
+    user = me(request)
+    attachment = attachments.attachment_for_uploader(user, attachment_id)
+    attachment = attachments.attachment_confirm(attachment=attachment, by=user)
+    return {"attachment": _attachment_body(attachment)}
+
+
+@require_http_methods(["DELETE"])
+@api_view
+def api_attachment_delete(request: HttpRequest, attachment_id: str) -> dict[str, Any]:
+    user = me(request)
+    attachment = attachments.attachment_for_uploader(user, attachment_id)
+    attachments.attachment_delete(attachment=attachment, by=user)
+    return {"deleted": str(attachment_id)}
+
+
+@login_required
+@require_GET
+@domain_errors
+def attachment_download(request: HttpRequest, attachment_id: str) -> HttpResponse:
+    """The file, to members of the message's channel only; images show inline, all else downloads."""
+    attachment = selectors.attachment_for_member(me(request), attachment_id)
+    return storage.download_response(
+        attachment.key,
+        filename=attachment.name,
+        content_type=attachment.content_type,
+        inline=attachment.is_image,
+    )
+
+
+@login_required
+@require_GET
+@domain_errors
+def attachment_thumbnail(request: HttpRequest, attachment_id: str) -> HttpResponse:
+    attachment = selectors.attachment_for_member(me(request), attachment_id)
+    if not attachment.is_image:
+        raise NotFound("This attachment has no thumbnail.")
+    stem = attachment.name.rsplit(".", 1)[0] or "thumbnail"
+    return storage.download_response(
+        attachment.thumbnail_key,
+        filename=f"{stem}.webp",
+        content_type="image/webp",
+        inline=True,
+    )

@@ -41,3 +41,28 @@ class Conflict(DomainError):
 class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
+
+
+class TooLarge(DomainError):
+    code = "too_large"
+    status = 413
+
+
+class QuotaExceeded(DomainError):
+    code = "quota_exceeded"
+    status = 413
+
+
+class UnsupportedType(DomainError):
+    code = "unsupported_type"
+    status = 415
+
+
+class UploadIncomplete(DomainError):
+    code = "upload_incomplete"
+    status = 409
+
+
+class StorageUnavailable(DomainError):
+    code = "storage_unavailable"
+    status = 503

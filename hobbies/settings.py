@@ -222,6 +222,38 @@ RATE_LIMIT_MESSAGES_CHANNEL = env_rate("RATE_LIMIT_MESSAGES_CHANNEL", "60/10")
 RATE_LIMIT_REACTIONS_USER = env_rate("RATE_LIMIT_REACTIONS_USER", "30/10")
 RATE_LIMIT_LOGIN = env_rate("RATE_LIMIT_LOGIN", "10/300")
 RATE_LIMIT_SIGNUP = env_rate("RATE_LIMIT_SIGNUP", "5/3600")
+RATE_LIMIT_UPLOADS_USER = env_rate("RATE_LIMIT_UPLOADS_USER", "60/60")
+
+# --- Attachments ----------------------------------------------------------------------------
+# `local` keeps files under VAR_DIR/attachments and serves them through Django; `s3` keeps them
+# in a private bucket that browsers upload to with presigned POSTs and read through presigned
+# GETs handed out by our permission-checked views. `chat/storage.py` is the only code that knows.
+STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local").strip().lower() or "local"
+ATTACHMENTS_ROOT = Path(os.environ.get("ATTACHMENTS_ROOT", VAR_DIR / "attachments"))
+AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "").strip()
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME", "").strip() or None
+AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL", "").strip() or None
+AWS_S3_ADDRESSING_STYLE = os.environ.get("AWS_S3_ADDRESSING_STYLE", "").strip() or None
+AWS_S3_TIMEOUT = env_int("AWS_S3_TIMEOUT", 10)
+if STORAGE_BACKEND not in {"local", "s3"}:
+    raise ValueError("STORAGE_BACKEND is `local` or `s3`.")
+if STORAGE_BACKEND == "s3" and not AWS_STORAGE_BUCKET_NAME:
+    raise ValueError("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME.")
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+ATTACHMENT_MAX_PER_MESSAGE = env_int("ATTACHMENT_MAX_PER_MESSAGE", 10)
+ATTACHMENT_USER_QUOTA_BYTES = env_int("ATTACHMENT_USER_QUOTA_BYTES", 1024 * 1024 * 1024)
+ATTACHMENT_ALLOWED_TYPES = env_list(
+    "ATTACHMENT_ALLOWED_TYPES",
+    "image/jpeg,image/png,image/gif,image/webp,application/pdf,application/zip,text/plain,"
+    "audio/mpeg,audio/ogg,video/mp4,video/webm",
+)
+ATTACHMENT_MAX_IMAGE_PIXELS = env_int("ATTACHMENT_MAX_IMAGE_PIXELS", 50_000_000)
+ATTACHMENT_IMAGE_MAX_SIDE = env_int("ATTACHMENT_IMAGE_MAX_SIDE", 4096)
+ATTACHMENT_THUMBNAIL_SIDE = env_int("ATTACHMENT_THUMBNAIL_SIDE", 480)
+ATTACHMENT_UPLOAD_EXPIRY = env_int("ATTACHMENT_UPLOAD_EXPIRY", 900)
+ATTACHMENT_DOWNLOAD_EXPIRY = env_int("ATTACHMENT_DOWNLOAD_EXPIRY", 60)
+ATTACHMENT_STALE_AFTER = env_int("ATTACHMENT_STALE_AFTER", 86_400)
+ATTACHMENT_DELETED_RETENTION = env_int("ATTACHMENT_DELETED_RETENTION", 30 * 86_400)
 
 LOGGING = {
     "version": 1,

@@ -28,6 +28,32 @@ urlpatterns = [
     path("invite/<str:code>/", views.invite_accept, name="invite"),
     path("api/channels/", chat_views.api_channels, name="api_channels"),
     path("api/channels/<int:channel_id>/messages/", chat_views.api_messages, name="api_messages"),
+    path("api/attachments/", chat_views.api_attachment_start, name="api_attachment_start"),
+    path(
+        "api/attachments/<uuid:attachment_id>/",
+        chat_views.api_attachment_delete,
+        name="api_attachment",
+    ),
+    path(
+        "api/attachments/<uuid:attachment_id>/upload/",
+        chat_views.api_attachment_upload,
+        name="api_attachment_upload",
+    ),
+    path(
+        "api/attachments/<uuid:attachment_id>/confirm/",
+        chat_views.api_attachment_confirm,
+        name="api_attachment_confirm",
+    ),
+    path(
+        "attachments/<uuid:attachment_id>/",
+        chat_views.attachment_download,
+        name="attachment_download",
+    ),
+    path(
+        "attachments/<uuid:attachment_id>/thumbnail/",
+        chat_views.attachment_thumbnail,
+        name="attachment_thumbnail",
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -1,0 +1,154 @@
+"""What a file is, told from its bytes; and the cleaned copies of images that we serve.
+
+Images are re-encoded with Pillow: orientation applied, every metadata block (EXIF with its
+location, XMP, comments) dropped, size bounded. Decompression bombs are refused from the header,
+before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import filetype
+from django.conf import settings
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from hobbies.errors import Invalid, TooLarge
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# Text that a browser would run or render as a document; never served inline, and only stored
+# if an operator adds these types to ATTACHMENT_ALLOWED_TYPES.
+MARKUP_SIGNATURES = (
+    (b"<svg", "image/svg+xml"),
+    (b"<!doctype html", "text/html"),
+    (b"<html", "text/html"),
+    (b"<?xml", "application/xml"),
+    (b"<script", "text/html"),
+)
+TYPE_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "application/x-zip-compressed": "application/zip",
+    "audio/mp3": "audio/mpeg",
+}
+THUMBNAIL_TYPE = "image/webp"
+
+
+def sniff(head: bytes) -> str:
+    """The content type of a file from its first bytes."""
+    kind = filetype.guess(head)
+    if kind is not None:
+        return str(kind.mime)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    for signature, mime in MARKUP_SIGNATURES:
+        if text.startswith(signature) or (signature == b"<svg" and b"<svg" in text[:1024]):
+            return mime
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # A multi-byte character cut at the end of the sample is still text.
+            if exc.start < len(head) - 4:
+                return "application/octet-stream"
+        return "text/plain"
+    return "application/octet-stream"
+
+
+def normalize_type(content_type: str) -> str:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return TYPE_ALIASES.get(base, base)
+
+
+def types_agree(declared: str, detected: str) -> bool:
+    """Whether what the browser said the file is matches what its content is."""
+    declared = normalize_type(declared)
+    if declared in ("", "application/octet-stream") or declared == detected:
+        return True
+    return declared.startswith("text/") and detected == "text/plain"
+
+
+@dataclass(frozen=True)
+class Processed:
+    """The cleaned full-size image (None: serve the original as is) and its thumbnail."""
+
+    full: bytes | None
+    full_type: str
+    width: int
+    height: int
+    thumbnail: bytes
+    thumbnail_width: int
+    thumbnail_height: int
+
+
+def process(data: bytes, content_type: str) -> Processed:
+    """Check an uploaded image and make the copies we serve. Raises `Invalid` or `TooLarge`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > settings.ATTACHMENT_MAX_IMAGE_PIXELS:
+                raise TooLarge(
+                    f"This image is {width}×{height} pixels; at most "
+                    f"{settings.ATTACHMENT_MAX_IMAGE_PIXELS:,} pixels are allowed."
+                )
+            image.load()
+            animated = getattr(image, "n_frames", 1) > 1
+            upright = ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLarge("This image is too large to open.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise Invalid("This image is damaged or not really an image.") from None
+    upright.info = {}
+    full: bytes | None
+    if animated and content_type == "image/gif":
+        full = None  # GIF carries no EXIF; re-encoding would lose the animation
+    elif animated:
+        full = _encode_animated_webp(image)
+    else:
+        bounded = _bounded(upright, settings.ATTACHMENT_IMAGE_MAX_SIDE)
+        full = _encode(bounded, content_type)
+        width, height = bounded.size
+    if full is None or animated:
+        width, height = upright.size
+    thumb = _bounded(upright, settings.ATTACHMENT_THUMBNAIL_SIDE)
+    return Processed(
+        full=full,
+        full_type=content_type,
+        width=width,
+        height=height,
+        thumbnail=_encode(thumb, THUMBNAIL_TYPE),
+        thumbnail_width=thumb.width,
+        thumbnail_height=thumb.height,
+    )
+
+
+def _bounded(image: Image.Image, side: int) -> Image.Image:
+    copy = image.copy()
+    copy.thumbnail((side, side), Image.Resampling.LANCZOS)
+    copy.info = {}
+    return copy
+
+
+def _encode(image: Image.Image, content_type: str) -> bytes:
+    out = io.BytesIO()
+    if content_type == "image/jpeg":
+        image.convert("RGB").save(out, "JPEG", quality=88, optimize=True)
+    elif content_type == "image/png":
+        image.save(out, "PNG")
+    elif content_type == "image/gif":
+        image.save(out, "GIF")
+    else:
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA")
+        image.save(out, "WEBP", quality=82, method=4)
+    return out.getvalue()
+
+
+def _encode_animated_webp(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.info = {k: v for k, v in image.info.items() if k in ("duration", "loop")}
+    image.save(out, "WEBP", save_all=True, quality=82)
+    return out.getvalue()
