@@ -309,7 +309,10 @@ def attachment_purge_stale(*, now: Any = None) -> list[Purged]:
     """Remove uploads never sent after `ATTACHMENT_STALE_AFTER`, and the files of messages
     deleted more than `ATTACHMENT_DELETED_RETENTION` ago. Safe to run again at any time."""
     now = now or timezone.now()
-    stale = Q(message__isnull=True, created_at__lt=now - timedelta(seconds=settings.ATTACHMENT_STALE_AFTER))
+    stale = Q(
+        message__isnull=True,
+        created_at__lt=now - timedelta(seconds=settings.ATTACHMENT_STALE_AFTER),
+    )
     deleted = Q(
         message__deleted_at__lt=now - timedelta(seconds=settings.ATTACHMENT_DELETED_RETENTION)
     )

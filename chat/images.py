@@ -91,7 +91,7 @@ def process(data: bytes, content_type: str) -> Processed:
             width, height = image.size
             if width * height > settings.ATTACHMENT_MAX_IMAGE_PIXELS:
                 raise TooLarge(
-                    f"This image is {width}×{height} pixels; at most "
+                    f"This image is {width}x{height} pixels; at most "
                     f"{settings.ATTACHMENT_MAX_IMAGE_PIXELS:,} pixels are allowed."
                 )
             image.load()

@@ -49,7 +49,9 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
         "size": attachment.size,
         "is_image": is_image,
         "url": reverse("attachment_download", args=[attachment.id]),
-        "thumbnail_url": reverse("attachment_thumbnail", args=[attachment.id]) if is_image else None,
+        "thumbnail_url": reverse("attachment_thumbnail", args=[attachment.id])
+        if is_image
+        else None,
         "width": attachment.width,
         "height": attachment.height,
         "thumbnail_width": attachment.thumbnail_width,

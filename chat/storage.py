@@ -31,10 +31,12 @@ from django.utils.http import content_disposition_header
 
 from hobbies.errors import StorageUnavailable
 
-UPLOAD_TOKEN_SALT = "chat.attachment-upload"
+UPLOAD_TOKEN_SALT = "chat.attachment-upload"  # noqa: S105 - a salt, not a secret
 SNIFF_BYTES = 8192
 # Served files can never run script or load anything, even if a browser renders them.
-DOWNLOAD_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
+DOWNLOAD_CSP = (
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
+)
 
 
 @dataclass(frozen=True)

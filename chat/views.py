@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -78,7 +78,8 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         ids = request.POST.getlist("attachments")
         attachments.clean_attachment_ids([*ids, *(uuid.uuid4() for _ in files)])
         for upload in files:
-            uploaded.append(attachments.attachment_upload_direct(uploader=user, file=upload))
+            # One by one, so that those made before a failure are known and removed.
+            uploaded.append(attachments.attachment_upload_direct(uploader=user, file=upload))  # noqa: PERF401
         services.message_send(
             channel=channel,
             author=user,
@@ -226,10 +227,10 @@ def _request_data(request: HttpRequest) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise Invalid("The body must be a JSON object.")
         return data
-    data = request.POST.dict()
+    form: dict[str, Any] = request.POST.dict()
     if "attachments" in request.POST:
-        data["attachments"] = request.POST.getlist("attachments")
-    return data
+        form["attachments"] = request.POST.getlist("attachments")
+    return form
 
 
 def _as_id(value: Any, name: str) -> int | None:
@@ -287,7 +288,9 @@ def api_attachment_upload(request: HttpRequest, attachment_id: str) -> tuple[dic
     upload = request.FILES.get("file")
     if upload is None:
         raise Invalid("Send the file in the `file` field of a multipart form.")
-    attachments.attachment_upload(attachment=attachment, by=user, file=upload, size=upload.size)
+    attachments.attachment_upload(
+        attachment=attachment, by=user, file=upload, size=upload.size or 0
+    )
     return {"attachment": _attachment_body(attachment)}, 201
 
 
@@ -313,9 +316,9 @@ def api_attachment_delete(request: HttpRequest, attachment_id: str) -> dict[str,
 @require_GET
 @domain_errors
 def attachment_download(request: HttpRequest, attachment_id: str) -> HttpResponse:
-    """The file, to members of the message's channel only; images show inline, all else downloads."""
+    """The file, for members of the message's channel; images show inline, the rest downloads."""
     attachment = selectors.attachment_for_member(me(request), attachment_id)
-    return storage.download_response(
+    return _served(
         attachment.key,
         filename=attachment.name,
         content_type=attachment.content_type,
@@ -331,9 +334,15 @@ def attachment_thumbnail(request: HttpRequest, attachment_id: str) -> HttpRespon
     if not attachment.is_image:
         raise NotFound("This attachment has no thumbnail.")
     stem = attachment.name.rsplit(".", 1)[0] or "thumbnail"
-    return storage.download_response(
+    return _served(
         attachment.thumbnail_key,
         filename=f"{stem}.webp",
         content_type="image/webp",
         inline=True,
     )
+
+
+def _served(key: str, **kwargs: Any) -> HttpResponse:
+    # A FileResponse streams rather than subclassing HttpResponse; the views' wrappers treat
+    # both alike.
+    return cast(HttpResponse, storage.download_response(key, **kwargs))
