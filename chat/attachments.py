@@ -291,7 +291,8 @@ def attachments_claim(*, message: Message, author: User, ids: list[uuid.UUID]) -
             raise Invalid(f"{row.name} has not finished uploading.")
         if row.message_id is not None:
             raise Conflict(f"{row.name} was already sent with another message.")
-    Attachment.objects.filter(id__in=ids).update(message=message)
+    for position, attachment_id in enumerate(ids):
+        Attachment.objects.filter(id=attachment_id).update(message=message, position=position)
 
 
 # --- Housekeeping ----------------------------------------------------------------------------

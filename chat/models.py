@@ -219,13 +219,15 @@ class Attachment(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     thumbnail_width = models.PositiveIntegerField(null=True, blank=True)
     thumbnail_height = models.PositiveIntegerField(null=True, blank=True)
+    # Place in the message, in the order the sender listed the ids.
+    position = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
 
     objects = AttachmentQuerySet.as_manager()
 
     class Meta:
-        ordering = ["created_at", "id"]
+        ordering = ["position", "created_at", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "ready"]), name="attachment_status_valid"

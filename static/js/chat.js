@@ -2,6 +2,8 @@
 // The page works without this script (the composer is a plain form); this adds live messages,
 // sending without reloads, edits, reactions, replies, typing, presence and unread badges.
 
+import { attachmentsForSend } from "./attachments.js";
+
 const root = document.getElementById("chat");
 if (root) start(root);
 
@@ -402,10 +404,10 @@ function start(root) {
     return text.length > 120 ? `${text.slice(0, 119)}…` : text;
   }
 
-  function send(body, replyTo) {
+  function send(body, replyTo, attachments = []) {
     const clientId = newClientId();
     const node = pendingNode(clientId, body, replyTo);
-    const entry = { body, reply_to: replyTo, node, state: "queued" };
+    const entry = { body, reply_to: replyTo, attachments, node, state: "queued" };
     pending.set(clientId, entry);
     removeEmpty();
     list.append(node);
@@ -419,7 +421,7 @@ function start(root) {
     if (socket && socket.readyState === WebSocket.OPEN) {
       entry.state = "sent";
       socket.send(
-        JSON.stringify({ type: "message.send", channel: channelId, client_id: clientId, body: entry.body, reply_to: entry.reply_to }),
+        JSON.stringify({ type: "message.send", channel: channelId, client_id: clientId, body: entry.body, reply_to: entry.reply_to, attachments: entry.attachments }),
       );
       return;
     }
@@ -427,7 +429,7 @@ function start(root) {
     // re-send over the socket cannot double it). If that fails too, wait for the socket.
     entry.state = "posting";
     api(`/api/channels/${channelId}/messages/`, {
-      body: { body: entry.body, client_id: clientId, reply_to: entry.reply_to },
+      body: { body: entry.body, client_id: clientId, reply_to: entry.reply_to, attachments: entry.attachments },
     })
       .then((data) => acknowledge(clientId, data.message))
       .catch((error) => {
@@ -878,10 +880,12 @@ function start(root) {
       if (target) setReply(target);
       else replyInput.value = "";
     }
-    form.addEventListener("submit", (event) => {
+    form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      const attachments = await attachmentsForSend();
+      if (attachments === null) return;
       const body = input.value;
-      if (!body.trim()) {
+      if (!body.trim() && !attachments.length) {
         input.focus();
         return;
       }
@@ -890,7 +894,7 @@ function start(root) {
         return;
       }
       const replyTo = replyInput && replyInput.value ? Number(replyInput.value) : null;
-      send(body, replyTo);
+      send(body, replyTo, attachments);
       input.value = "";
       autoGrow();
       updateCount();
