@@ -16,7 +16,6 @@ from chat.tests.test_browser import (  # noqa: F401 - fixtures
     TIMEOUT_MS,
     LiveServer,
     browser,
-    server_hashing,
     session_cookie,
 )
 
@@ -72,9 +71,7 @@ def photo_bytes() -> bytes:
     return jpeg((1200, 900), gps=True)
 
 
-def test_photo_and_file_upload_then_show_for_everyone(
-    server_hashing, open_as, attach_server, alice, bob, general
-):
+def test_photo_and_file_upload_then_show_for_everyone(open_as, alice, bob, general):
     alice_page, bob_page = open_as(alice), open_as(bob)
     alice_page.set_input_files(
         "#composer-files",
@@ -118,7 +115,7 @@ def test_photo_and_file_upload_then_show_for_everyone(
     assert size == [1200, 900]
 
 
-def test_file_only_message_drop_and_paste(server_hashing, open_as, attach_server, alice, general):
+def test_file_only_message_drop_and_paste(open_as, alice, general):
     page = open_as(alice)
     page.evaluate(
         """() => {
@@ -143,7 +140,7 @@ def test_file_only_message_drop_and_paste(server_hashing, open_as, attach_server
     expect(cards.nth(1)).to_contain_text("pasted.txt")
 
 
-def test_cancel_and_refused_upload(server_hashing, open_as, attach_server, alice, general):
+def test_cancel_and_refused_upload(open_as, alice, general):
     page = open_as(alice)
     page.set_input_files(
         "#composer-files",
