@@ -44,7 +44,7 @@ class AttachmentInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["name", "content_type", "size", "uploader", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["name", "content_type", "size", "uploader", "created_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
