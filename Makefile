@@ -5,7 +5,7 @@ PORT ?= 8000
 DEMO_PASSWORD ?= hobbies-demo-2026
 export DEMO_PASSWORD
 
-.PHONY: venv install run migrate seed test lint fmt bench clean chromium
+.PHONY: venv install run migrate seed test lint fmt bench bench-attachments clean chromium
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +48,9 @@ fmt: install
 
 bench: migrate
 	$(PY) bench/fanout.py
+
+bench-attachments: install
+	$(PY) bench/attachments.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3 .pytest_cache .mypy_cache .ruff_cache

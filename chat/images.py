@@ -126,6 +126,8 @@ def process(data: bytes, content_type: str) -> Processed:
 
 
 def _bounded(image: Image.Image, side: int) -> Image.Image:
+    if max(image.size) <= side:
+        return image  # metadata already cleared by the caller
     copy = image.copy()
     copy.thumbnail((side, side), Image.Resampling.LANCZOS)
     copy.info = {}

@@ -70,6 +70,10 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     """The plain-form way to post (no JavaScript needed)."""
     user = me(request)
     channel = selectors.channel_by_name_for_member(user, slug, name)
+    largest = settings.ATTACHMENT_MAX_PER_MESSAGE * settings.ATTACHMENT_MAX_BYTES
+    if _content_length(request) > largest + FORM_OVERHEAD:
+        messages.error(request, "These files are too large to send together.")
+        return redirect(channel.get_absolute_url() + "#composer")
     reply_to = request.POST.get("reply_to", "")
     uploaded: list[Attachment] = []
     try:
@@ -245,6 +249,13 @@ def _as_id(value: Any, name: str) -> int | None:
 
 # --- Attachments ----------------------------------------------------------------------------
 
+FORM_OVERHEAD = 256 * 1024  # multipart boundaries, headers and the form's other fields
+
+
+def _content_length(request: HttpRequest) -> int:
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
+
 
 def _attachment_body(attachment: Attachment) -> dict[str, Any]:
     return {
@@ -280,6 +291,9 @@ def api_attachment_upload(request: HttpRequest, attachment_id: str) -> tuple[dic
     """The local upload target (the S3 path uploads to the bucket instead)."""
     user = me(request)
     attachment = attachments.attachment_for_uploader(user, attachment_id)
+    # Refuse an oversized body before Django reads it into a temporary file.
+    if _content_length(request) > attachment.size + FORM_OVERHEAD:
+        raise Invalid(f"The file has more than the {attachment.size} bytes announced.")
     token = request.POST.get("token", "")
     if storage.is_s3() or not storage.upload_token_valid(
         token, attachment_id=attachment.id, key=attachment.key

@@ -487,3 +487,16 @@ async def test_attachments_reach_other_members_live(upload, store, connect, alic
     )
     error = await a.recv_type("error")
     assert error["code"] == "not_found"
+
+
+@pytest.mark.parametrize("store", ["local"], indirect=True)
+def test_local_upload_far_larger_than_announced_is_refused_unread(store, alice):
+    client = client_for(alice)
+    started = client.post(
+        "/api/attachments/",
+        {"name": "small.txt", "size": 5, "content_type": "text/plain"},
+        content_type="application/json",
+    ).json()
+    status = store.put(started, b"x" * (512 * 1024), client)
+    assert status == 400
+    assert store.keys() == []
