@@ -105,7 +105,18 @@ def _build(config: tuple[Any, ...]) -> Storage:
 
 
 def _client() -> Any:
-    return _storage().connection.meta.client  # type: ignore[attr-defined]
+    return _shared_client(_config())
+
+
+@lru_cache(maxsize=4)
+def _shared_client(config: tuple[Any, ...]) -> Any:
+    """The boto3 client of the configured S3Storage, made once per process.
+
+    django-storages keeps one boto3 session per thread, and Django runs each request's sync
+    code in a fresh thread, so every request paid ~0.3 s for a new session (see bench/). boto3
+    clients are thread-safe: one is shared instead.
+    """
+    return _build(config).connection.meta.client  # type: ignore[attr-defined]
 
 
 @contextmanager
