@@ -1,11 +1,14 @@
 """Sign-in failures, wherever they happen, end on one page with a way back to the log-in."""
 
+import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from hobbies.errors import SignInFailed
+
+logger = logging.getLogger(__name__)
 
 
 class SignInErrorsMiddleware:
@@ -18,6 +21,7 @@ class SignInErrorsMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, SignInFailed):
             return None
+        logger.warning("Sign-in refused (%s): %s", exception.code, exception.reason)
         return render(
             request,
             "registration/sign_in_error.html",
