@@ -4,6 +4,7 @@ logout, the post-login step and its failure, and local log-in switched off."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -387,6 +388,8 @@ async def test_logout_closes_the_sessions_sockets(oidc_on, settings):
     from channels.db import database_sync_to_async
     from channels.testing import WebsocketCommunicator
 
+    from chat.events import user_key
+    from chat.hub import hub
     from hobbies.asgi import application
 
     client = Client()
@@ -397,12 +400,20 @@ async def test_logout_closes_the_sessions_sockets(oidc_on, settings):
     )
     connected, _ = await communicator.connect()
     assert connected
-    await database_sync_to_async(client.post)(reverse("logout"))
-    while True:
-        output = await communicator.receive_output(timeout=3)
-        if output["type"] == "websocket.close":
+    user_id = await database_sync_to_async(lambda: int(client.session[SESSION_KEY]))()
+    for _ in range(100):  # the socket is accepted before it joins the hub
+        if hub.listeners(user_key(user_id)):
             break
-    await communicator.wait()
+        await asyncio.sleep(0.02)
+    try:
+        await database_sync_to_async(client.post)(reverse("logout"))
+        while True:
+            output = await communicator.receive_output(timeout=3)
+            if output["type"] == "websocket.close":
+                break
+        await communicator.wait()
+    finally:
+        await hub.shutdown()
 
 
 # --- The post-login step --------------------------------------------------------------------
