@@ -1,8 +1,9 @@
 """Signing in through a real OpenID provider, end to end in Chromium.
 
 The provider is the django-oauth-toolkit project in `oidc_provider/`, run as its own process on
-127.0.0.1 (RS256 key made here, PKCE required, Cognito-shaped claims); the site runs in Django's
-live server on 127.0.0.1. Both are stopped by the fixtures."""
+127.0.0.1 (RS256 key made here, PKCE required, Cognito-shaped claims); the site runs under daphne
+on 127.0.0.1, provider through its environment like a deployment. Both are stopped by the
+fixtures."""
 
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from pytest_django.live_server_helper import LiveServer
 
-from hobbies import oidc
+from chat.tests.live import LiveServer
 from hobbies.models import Identity, SignIn, User
 from hobbies.tests.oidc_support import free_port, private_pem, rsa_key
 
@@ -48,6 +48,7 @@ class Provider:
         self.url = f"http://127.0.0.1:{self.port}"
         self.issuer = f"{self.url}/o"
         self.secret = secrets.token_urlsafe(32)
+        self.site = site_url
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "hobbies.tests.oidc_provider.settings",
@@ -117,18 +118,31 @@ class Provider:
 
 
 @pytest.fixture(scope="module")
-def site(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
-    with django_db_blocker.unblock():
-        server = LiveServer("127.0.0.1")
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def provider(site: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
-    running = Provider(tmp_path_factory.mktemp("provider"), site)
+def provider(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The provider, and the site (daphne) set up to sign in with it."""
+    site = LiveServer()
+    running = Provider(tmp_path_factory.mktemp("provider"), site.url)
+    site.env.update(
+        OIDC_ISSUER=running.issuer,
+        OIDC_CLIENT_ID=CLIENT_ID,
+        OIDC_CLIENT_SECRET=running.secret,
+        OIDC_LABEL=LABEL,
+        OIDC_LOGOUT_URL=f"{running.url}/logout",
+        OIDC_GROUP_ROLES="moderators=moderator,admins=admin",
+    )
+    try:
+        site.start()
+    except Exception:
+        running.stop()
+        raise
     yield running
+    site.close()
     running.stop()
+
+
+@pytest.fixture
+def site(provider: Any) -> str:
+    return str(provider.site)
 
 
 @pytest.fixture(scope="module")
@@ -157,23 +171,6 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-@pytest.fixture
-def configured(settings: Any, provider: Provider) -> Iterator[Provider]:
-    oidc.clear_caches()
-    settings.OIDC_ISSUER = provider.issuer
-    settings.OIDC_CLIENT_ID = CLIENT_ID
-    settings.OIDC_CLIENT_SECRET = provider.secret
-    settings.OIDC_LABEL = LABEL
-    settings.OIDC_LOGOUT_URL = f"{provider.url}/logout"
-    settings.OIDC_GROUP_ROLES = {"moderators": "moderator", "admins": "admin"}
-    settings.AUTHENTICATION_BACKENDS = [
-        "django.contrib.auth.backends.ModelBackend",
-        "hobbies.oidc.OIDCBackend",
-    ]
-    yield provider
-    oidc.clear_caches()
-
-
 def sign_in(page: Page, site: str, username: str, password: str, *, consent: bool = True) -> None:
     page.goto(f"{site}/accounts/login/")
     page.get_by_role("button", name=f"Sign in with {LABEL}").click()
@@ -183,9 +180,9 @@ def sign_in(page: Page, site: str, username: str, password: str, *, consent: boo
     page.get_by_role("button", name="Authorize" if consent else "Cancel").click()
 
 
-def test_sign_in_roles_and_logout_through_the_provider(page: Page, site: str, configured):
+def test_sign_in_roles_and_logout_through_the_provider(page: Page, site: str, provider):
     password = secrets.token_urlsafe(16)
-    configured.user("olivia", password, "moderators", "Olivia", "Ortega")
+    provider.user("olivia", password, "moderators", "Olivia", "Ortega")
 
     sign_in(page, site, "olivia", password)
     page.wait_for_url(f"{site}/")
@@ -194,7 +191,7 @@ def test_sign_in_roles_and_logout_through_the_provider(page: Page, site: str, co
     # The provider's `moderators` group made her a site moderator: the admin site opens.
     page.goto(f"{site}/admin/")
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
-    user = User.objects.get(identities__issuer=configured.issuer)
+    user = User.objects.get(identities__issuer=provider.issuer)
     assert user.has_perm("chat.moderate") and not user.is_superuser
     assert list(SignIn.objects.filter(user=user).values_list("method", flat=True)) == ["oidc"]
 
@@ -210,9 +207,9 @@ def test_sign_in_roles_and_logout_through_the_provider(page: Page, site: str, co
     expect(page.get_by_role("button", name="Sign in to the provider")).to_be_visible()
 
 
-def test_removed_from_moderators_loses_the_role_at_next_sign_in(page: Page, site, configured):
+def test_removed_from_moderators_loses_the_role_at_next_sign_in(page: Page, site, provider):
     password = secrets.token_urlsafe(16)
-    configured.user("mo", password, "moderators", "Mo", "Reyes")
+    provider.user("mo", password, "moderators", "Mo", "Reyes")
     sign_in(page, site, "mo", password)
     page.wait_for_url(f"{site}/")
     page.goto(f"{site}/admin/")
@@ -221,18 +218,18 @@ def test_removed_from_moderators_loses_the_role_at_next_sign_in(page: Page, site
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(f"{site}/accounts/login/")
 
-    configured.user("mo", password, "", "Mo", "Reyes")  # taken out of the group at the provider
+    provider.user("mo", password, "", "Mo", "Reyes")  # taken out of the group at the provider
     sign_in(page, site, "mo", password)
     page.wait_for_url(f"{site}/")
     page.goto(f"{site}/admin/")
     expect(page).to_have_url(f"{site}/admin/login/?next=/admin/")
-    user = User.objects.get(identities__issuer=configured.issuer)
+    user = User.objects.get(identities__issuer=provider.issuer)
     assert not user.is_staff and not user.has_perm("chat.moderate")
 
 
-def test_cancelled_consent_ends_on_a_clear_page_and_creates_nothing(page: Page, site, configured):
+def test_cancelled_consent_ends_on_a_clear_page_and_creates_nothing(page: Page, site, provider):
     password = secrets.token_urlsafe(16)
-    configured.user("casey", password, "", "Casey", "Lee")
+    provider.user("casey", password, "", "Casey", "Lee")
     sign_in(page, site, "casey", password, consent=False)
     expect(page.get_by_test_id("sign-in-error")).to_contain_text("Sign-in was cancelled")
     page.get_by_role("link", name="Back to log in").click()
