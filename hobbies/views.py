@@ -172,7 +172,7 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
         if user is None:
             raise oidc.TokenRejected(reason="no user")
         if not user.is_active:
-            raise Forbidden("This account is disabled.")
+            raise SignInFailed("This account is disabled.", reason="inactive user")
         self.user = user
         return self.login_success()
 

@@ -338,6 +338,15 @@ def test_groups_become_site_roles_and_are_taken_away_at_next_sign_in(client, oid
     assert client.get("/admin/").status_code == 302  # to the admin log-in
 
 
+def test_disabled_account_is_refused_with_a_clear_page(client, oidc_on):
+    sign_in(Client(), oidc_on)
+    User.objects.update(is_active=False)
+    response = sign_in(client, oidc_on)
+    assert response.status_code == 400
+    assert "This account is disabled." in response.content.decode()
+    assert SESSION_KEY not in client.session and SignIn.objects.count() == 1
+
+
 def test_groups_outside_the_allowlist_grant_nothing(client, settings, oidc_on):
     settings.OIDC_GROUP_ROLES = {}
     sign_in(client, oidc_on, **{"cognito:groups": ["moderators", "admins"]})
@@ -387,6 +396,7 @@ async def test_logout_closes_the_sessions_sockets(oidc_on, settings):
     """Signing out through the provider path closes that session's WebSockets."""
     from channels.db import database_sync_to_async
     from channels.testing import WebsocketCommunicator
+    from django.db import connections
 
     from chat.events import user_key
     from chat.hub import hub
@@ -414,6 +424,8 @@ async def test_logout_closes_the_sessions_sockets(oidc_on, settings):
         await communicator.wait()
     finally:
         await hub.shutdown()
+        # The worker thread's database connection would outlive the test (persistent connections).
+        await database_sync_to_async(connections.close_all)()
 
 
 # --- The post-login step --------------------------------------------------------------------
