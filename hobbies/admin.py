@@ -15,7 +15,16 @@ from django.http import HttpRequest
 
 from hobbies import services
 from hobbies.errors import DomainError
-from hobbies.models import Community, JoinRequest, Membership, Profile, Tag, User
+from hobbies.models import (
+    Community,
+    Identity,
+    JoinRequest,
+    Membership,
+    Profile,
+    SignIn,
+    Tag,
+    User,
+)
 
 
 def _report(
@@ -167,6 +176,36 @@ class JoinRequestAdmin(admin.ModelAdmin):
     @admin.action(description="Reject the selected requests")
     def reject(self, request: HttpRequest, queryset: QuerySet[JoinRequest]) -> None:
         self._decide(request, queryset, approve=False)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the sign-in services only: admins read them, nobody edits them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Identity)
+class IdentityAdmin(ReadOnlyAdmin):
+    list_display = ["user", "issuer", "subject", "created_at"]
+    list_filter = ["issuer"]
+    search_fields = ["user__username", "subject"]
+    list_select_related = ["user"]
+
+
+@admin.register(SignIn)
+class SignInAdmin(ReadOnlyAdmin):
+    list_display = ["at", "user", "method", "ip", "user_agent"]
+    list_filter = ["method"]
+    search_fields = ["user__username", "ip"]
+    date_hierarchy = "at"
+    list_select_related = ["user"]
 
 
 admin.site.register(Tag)

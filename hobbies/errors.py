@@ -66,3 +66,21 @@ class UploadIncomplete(DomainError):
 class StorageUnavailable(DomainError):
     code = "storage_unavailable"
     status = 503
+
+
+class SignInFailed(DomainError):
+    """A sign-in that did not happen. Shown on the sign-in error page, with a way back."""
+
+    code = "sign_in_failed"
+    status = 400
+
+    def __init__(self, detail: str = "", reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason or self.detail
+
+
+class SignInIncomplete(SignInFailed):
+    """The step run after every sign-in failed: the user was signed out again."""
+
+    code = "sign_in_incomplete"
+    status = 503

@@ -158,3 +158,51 @@ class JoinRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.community} ({self.status})"
+
+
+class Identity(models.Model):
+    """A user's account at an OpenID Connect provider: the provider's `sub` within its issuer.
+
+    Users signing in through a provider are found by this pair only, never by email address.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="identity_unique"),
+            models.UniqueConstraint(fields=["user", "issuer"], name="identity_one_per_issuer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"
+
+
+class SignIn(models.Model):
+    """One successful sign-in, for the audit log."""
+
+    class Method(models.TextChoices):
+        PASSWORD = "password", "Password"
+        OIDC = "oidc", "OpenID Connect"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sign_ins")
+    method = models.CharField(max_length=10, choices=Method.choices)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["user", "-at"], name="signin_user_at")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(method__in=["password", "oidc"]), name="signin_method_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} by {self.method} at {self.at:%Y-%m-%d %H:%M}"

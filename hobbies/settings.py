@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HOBBIES_VAR_DIR", BASE_DIR / "var"))
@@ -77,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "hobbies.middleware.SignInErrorsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -173,6 +175,66 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "hobbies-demo-2026")
+
+# Local accounts (username and password, sign-up) are the embedded default; a site that signs
+# everyone in through its OpenID Connect provider can switch them off.
+LOCAL_LOGIN_ENABLED = env_bool("LOCAL_LOGIN_ENABLED", True)
+
+# --- Sign-in through OpenID Connect (Amazon Cognito, or another provider) -------------------
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").strip()
+OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "").strip()
+OIDC_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "").strip()
+OIDC_LABEL = os.environ.get("OIDC_LABEL", "").strip() or "Amazon Cognito"
+OIDC_SCOPES = os.environ.get("OIDC_SCOPES", "").strip() or "openid email profile"
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "").strip() or "cognito:groups"
+# Provider endpoints come from the issuer's discovery document; each one can be set instead.
+OIDC_DISCOVERY_URL = os.environ.get("OIDC_DISCOVERY_URL", "").strip()
+OIDC_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_AUTHORIZATION_ENDPOINT", "").strip()
+OIDC_TOKEN_ENDPOINT = os.environ.get("OIDC_TOKEN_ENDPOINT", "").strip()
+OIDC_JWKS_URI = os.environ.get("OIDC_JWKS_URI", "").strip()
+OIDC_END_SESSION_ENDPOINT = os.environ.get("OIDC_END_SESSION_ENDPOINT", "").strip()
+# Cognito's hosted-UI logout (`https://<domain>/logout`), which takes `client_id` and `logout_uri`.
+OIDC_LOGOUT_URL = os.environ.get("OIDC_LOGOUT_URL", "").strip()
+OIDC_LOGOUT_REDIRECT_URI = os.environ.get("OIDC_LOGOUT_REDIRECT_URI", "").strip()
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)
+OIDC_CACHE_SECONDS = env_int("OIDC_CACHE_SECONDS", 3600)
+OIDC_JWKS_MIN_REFRESH_SECONDS = env_int("OIDC_JWKS_MIN_REFRESH_SECONDS", 60)
+OIDC_CLOCK_SKEW_SECONDS = env_int("OIDC_CLOCK_SKEW_SECONDS", 60)
+OIDC_ID_TOKEN_MAX_AGE_SECONDS = env_int("OIDC_ID_TOKEN_MAX_AGE_SECONDS", 600)
+OIDC_STATE_MAX_AGE_SECONDS = env_int("OIDC_STATE_MAX_AGE_SECONDS", 600)
+SITE_ROLES = ("moderator", "admin")
+
+
+def env_group_roles(name: str) -> dict[str, str]:
+    """Provider groups that grant site roles, written `group=role,...` (`moderators=moderator`)."""
+    roles: dict[str, str] = {}
+    for item in env_list(name, ""):
+        group, _, role = (part.strip() for part in item.partition("="))
+        if not group or role not in SITE_ROLES:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not group=role, role in {SITE_ROLES}")
+        roles[group] = role
+    return roles
+
+
+OIDC_GROUP_ROLES = env_group_roles("OIDC_GROUP_ROLES")
+OIDC_ENABLED = bool(OIDC_ISSUER and OIDC_CLIENT_ID)
+OIDC_BACKEND = "hobbies.oidc.OIDCBackend"
+AUTHENTICATION_BACKENDS = [
+    *(["django.contrib.auth.backends.ModelBackend"] if LOCAL_LOGIN_ENABLED else []),
+    *([OIDC_BACKEND] if OIDC_ENABLED else []),
+]
+if not AUTHENTICATION_BACKENDS:
+    raise ImproperlyConfigured("LOCAL_LOGIN_ENABLED is off and OIDC_ISSUER is not set: no way in.")
+if OIDC_ENABLED:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+# The names mozilla-django-oidc reads: code flow with PKCE (S256), state and nonce, RS256.
+OIDC_RP_SCOPES = OIDC_SCOPES
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_callback"
+OIDC_STORE_ID_TOKEN = True
 
 # --- Security -------------------------------------------------------------------------------
 SECURE_COOKIES = env_bool("DJANGO_SECURE_COOKIES", False)

@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.static import serve
 
@@ -10,7 +9,9 @@ from hobbies import views
 urlpatterns = [
     path("", views.directory, name="directory"),
     path("accounts/login/", views.RateLimitedLoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", views.logout, name="logout"),
+    path("accounts/oidc/login/", views.OIDCLoginView.as_view(), name="oidc_login"),
+    path("accounts/oidc/callback/", views.OIDCCallbackView.as_view(), name="oidc_callback"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/profile/", views.profile, name="profile"),
     path("communities/new/", views.community_new, name="community_new"),

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
 
 from django import forms
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import auth, messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
+from django.views.generic import View
+from mozilla_django_oidc.views import (
+    OIDCAuthenticationCallbackView,
+    OIDCAuthenticationRequestView,
+)
 
-from hobbies import ratelimit, selectors, services
-from hobbies.errors import DomainError, NotFound
+from hobbies import oidc, ratelimit, selectors, services
+from hobbies.errors import DomainError, Forbidden, NotFound, SignInFailed
 from hobbies.models import Community, JoinRequest, Membership, User
 
 
@@ -58,6 +64,9 @@ class SignupForm(forms.Form):
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("directory")
+    if not settings.LOCAL_LOGIN_ENABLED:
+        error = Forbidden(f"Accounts here are made by signing in with {settings.OIDC_LABEL}.")
+        return render(request, "registration/sign_in_error.html", {"error": error}, status=403)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -79,7 +88,20 @@ def signup(request: HttpRequest) -> HttpResponse:
 class RateLimitedLoginView(LoginView):
     """Django's log-in, with attempts limited per client address and per username."""
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {
+            **super().get_context_data(**kwargs),
+            "local_login_enabled": settings.LOCAL_LOGIN_ENABLED,
+            "oidc_enabled": oidc.enabled(),
+            "oidc_label": settings.OIDC_LABEL,
+        }
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.LOCAL_LOGIN_ENABLED:
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(None, f"Password log-in is off: sign in with {settings.OIDC_LABEL}.")
+            return self.render_to_response(self.get_context_data(form=form), status=403)
         try:
             ratelimit.hit("login-ip", _client_ip(request), settings.RATE_LIMIT_LOGIN)
             username = str(request.POST.get("username", ""))[:150].lower()
@@ -94,6 +116,85 @@ class RateLimitedLoginView(LoginView):
 
 def _client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", "unknown"))
+
+
+class OIDCLoginView(OIDCAuthenticationRequestView):
+    """Start a sign-in at the provider: authorization code flow with PKCE (S256), `state` and
+    `nonce` kept in the session (mozilla-django-oidc)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The parent reads the endpoint from settings; ours comes from the provider config.
+        View.__init__(self, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if not oidc.enabled():
+            raise Http404("Signing in with a provider is not set up here.")
+        config = oidc.provider()
+        self.OIDC_OP_AUTH_ENDPOINT = config.authorization_endpoint
+        self.OIDC_RP_CLIENT_ID = config.client_id
+        return super().get(request)
+
+
+class OIDCCallbackView(OIDCAuthenticationCallbackView):
+    """The provider sends the browser back here with a code (or an error)."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if not oidc.enabled():
+            raise Http404("Signing in with a provider is not set up here.")
+        # Each state is good for one try, whatever its outcome (no replays).
+        states = request.session.get("oidc_states")
+        states = states if isinstance(states, dict) else {}
+        entry = states.pop(str(request.GET.get("state", "")), None)
+        request.session["oidc_states"] = states
+        error = str(request.GET.get("error", ""))[:100]
+        if error == "access_denied":
+            raise SignInFailed("Sign-in was cancelled, so you were not signed in.", reason=error)
+        if error:
+            raise SignInFailed(
+                f"The sign-in service answered with an error ({error}).", reason=error
+            )
+        if not isinstance(entry, dict):
+            raise SignInFailed(
+                "This sign-in link has expired or was already used. Please start again.",
+                reason="unknown state",
+            )
+        age = time.time() - float(entry.get("added_on", 0))
+        if age > settings.OIDC_STATE_MAX_AGE_SECONDS:
+            raise SignInFailed(
+                "This sign-in took too long and has expired. Please start again.",
+                reason="state expired",
+            )
+        if not request.GET.get("code"):
+            raise SignInFailed("The sign-in service sent no authorization code.", reason="no code")
+        user = auth.authenticate(
+            request, nonce=entry.get("nonce"), code_verifier=entry.get("code_verifier")
+        )
+        if user is None:
+            raise oidc.TokenRejected(reason="no user")
+        if not user.is_active:
+            raise SignInFailed("This account is disabled.", reason="inactive user")
+        self.user = user
+        return self.login_success()
+
+    def login_success(self) -> HttpResponse:
+        # Always a fresh log-in: the session key rotates and the post-login step runs.
+        auth.login(self.request, self.user)
+        next_url = self.request.session.pop("oidc_login_next", None)
+        return HttpResponseRedirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """End the session (closing its sockets); after a provider sign-in, end the provider's too."""
+    destination: str | None = None
+    signed_in_by_provider = request.session.get(auth.BACKEND_SESSION_KEY) == settings.OIDC_BACKEND
+    if request.user.is_authenticated and signed_in_by_provider and oidc.enabled():
+        try:
+            destination = oidc.logout_url(request, id_token=request.session.get("oidc_id_token"))
+        except SignInFailed:
+            destination = None  # provider unreachable: at least end our own session
+    auth.logout(request)
+    return HttpResponseRedirect(destination or resolve_url(settings.LOGOUT_REDIRECT_URL))
 
 
 class ProfileForm(forms.Form):
