@@ -16,6 +16,8 @@ from django.contrib.auth.views import LoginView
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import View
 from mozilla_django_oidc.views import (
@@ -112,6 +114,14 @@ class RateLimitedLoginView(LoginView):
             form.add_error(None, exc.detail)
             return self.render_to_response(self.get_context_data(form=form), status=429)
         return super().post(request, *args, **kwargs)
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """Django admin's log-in page, replaced by the site's own, coming back to admin."""
+    target = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = ""
+    return redirect(f"{reverse('login')}?{urlencode({'next': target or '/admin/'})}")
 
 
 def _client_ip(request: HttpRequest) -> str:

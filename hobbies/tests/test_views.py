@@ -12,7 +12,7 @@ from PIL import Image
 from chat.models import Channel
 from conftest import PASSWORD, client_for, say
 from hobbies.models import Community, JoinRequest, Membership, User
-from hobbies.services import community_create, join_request_create
+from hobbies.services import community_create, join_request_create, site_roles_set
 
 pytestmark = pytest.mark.django_db
 
@@ -354,3 +354,18 @@ def test_anonymous_visitors_see_about_pages_only(client, listings):
     channel = client.get("/c/photography/general/")
     assert channel.status_code == 302
     assert channel["Location"].startswith("/accounts/login/")
+
+
+def test_admin_signs_in_through_the_site_log_in(client, make_user):
+    site_roles_set(user=make_user("keeper"), roles={"admin"})
+    to_login = client.get("/admin/", follow=True)
+    assert to_login.redirect_chain[-1][0] == "/accounts/login/?next=%2Fadmin%2F"
+    signed_in = client.post(
+        "/accounts/login/?next=%2Fadmin%2F",
+        {"username": "keeper", "password": PASSWORD, "next": "/admin/"},
+        follow=True,
+    )
+    assert signed_in.redirect_chain[-1][0] == "/admin/"
+    assert "Hobbies Community administration" in page_text(signed_in)
+    offsite = client.get("/admin/login/", {"next": "https://evil.example/"})
+    assert offsite["Location"] == "/accounts/login/?next=%2Fadmin%2F"
