@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -152,7 +152,15 @@ def identity_sync(*, person: Person) -> User:
     provider's claims (username while free, names, email, site roles) on every later one.
 
     Found by (issuer, subject) only: a local account with the same email stays another user.
+    Two first sign-ins of one person at once: the loser of the race finds the winner's user.
     """
+    try:
+        return _identity_sync(person)
+    except IntegrityError:
+        return _identity_sync(person)
+
+
+def _identity_sync(person: Person) -> User:
     with transaction.atomic():
         identity = (
             Identity.objects.select_for_update()

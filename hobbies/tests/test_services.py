@@ -165,3 +165,39 @@ def test_profile_update_refuses_oversized_avatar(alice):
         profile_update(user=alice, display_name="", bio="", hobbies="", avatar=big)
     alice.profile.refresh_from_db()
     assert not alice.profile.avatar
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_first_sign_ins_of_one_person_at_once_make_one_user():
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    from hobbies.models import Identity
+    from hobbies.oidc import Person
+    from hobbies.services import identity_sync
+
+    person = Person(
+        issuer="https://id.example",
+        subject="sub-1",
+        username="olivia",
+        email="olivia@example.org",
+        first_name="Olivia",
+        last_name="Ortega",
+        roles=frozenset(),
+    )
+    start = Barrier(4)
+
+    def sign_in(_: int) -> int:
+        try:
+            start.wait()
+            return identity_sync(person=person).pk
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        user_ids = set(pool.map(sign_in, range(4)))
+    assert len(user_ids) == 1
+    assert Identity.objects.filter(subject="sub-1").count() == 1
+    assert User.objects.filter(username__startswith="olivia").count() == 1
