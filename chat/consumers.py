@@ -37,7 +37,7 @@ from chat.services import (
     read_mark,
 )
 from chat.session import session_hash
-from chat.transport import SCOPE_KEY, no_backlog
+from chat.transport import SCOPE_KEY, Connection, Frame
 from hobbies.errors import DomainError, Invalid, NotFound, RateLimited, TooLong
 from hobbies.models import User
 
@@ -57,7 +57,7 @@ class Subscription:
     community_id: int
     last_id: int = 0
     # Live frames that arrive while the replay is being read wait here, in order.
-    pending: list[tuple[str, dict[str, Any]]] | None = field(default_factory=list)
+    pending: list[tuple[Frame, dict[str, Any]]] | None = field(default_factory=list)
     last_typing: float = 0.0
 
 
@@ -80,7 +80,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             session_hash(session.session_key) if session and session.session_key else ""
         )
         self.subscriptions: dict[str, Subscription] = {}
-        self.outbox: deque[str] = deque()
+        self.outbox: deque[Frame] = deque()
+        self.connection: Connection = self.scope.get(SCOPE_KEY) or Connection()
         self.wake = asyncio.Event()
         self.closed = False
         self.tokens, self.tokens_at = float(FRAME_BURST), time.monotonic()
@@ -120,8 +121,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- Outgoing ----------------------------------------------------------------------------
 
-    def _enqueue(self, frame: str) -> None:
+    def _enqueue(self, frame: Frame) -> None:
         if self.closed:
+            return
+        # Straight to the connection when nothing waits ahead of it and the client keeps up.
+        if (
+            not self.outbox
+            and self.connection.backlog() <= settings.CHAT_SOCKET_MAX_BUFFER_BYTES
+            and self.connection.write(frame)
+        ):
             return
         if len(self.outbox) >= settings.CHAT_SOCKET_MAX_PENDING:
             self._too_slow(f"{len(self.outbox)} frames pending")
@@ -137,31 +145,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
         asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
 
     def _reply(self, payload: dict[str, Any]) -> None:
-        self._enqueue(encode(payload))
+        self._enqueue(Frame(encode(payload)))
 
     async def _write_loop(self) -> None:
-        backlog = self.scope.get(SCOPE_KEY, no_backlog)
         limit = settings.CHAT_SOCKET_MAX_BUFFER_BYTES
         while True:
             await self.wake.wait()
             self.wake.clear()
             while self.outbox and not self.closed:
-                if backlog() > limit and not await self._drained(backlog, limit):
-                    self._too_slow(f"{backlog()} bytes unread")
+                if self.connection.backlog() > limit and not await self._drained(limit):
+                    self._too_slow(f"{self.connection.backlog()} bytes unread")
                     return
-                await self.base_send({"type": "websocket.send", "text": self.outbox.popleft()})
+                frame = self.outbox.popleft()
+                if not self.connection.write(frame):
+                    await self.base_send({"type": "websocket.send", "text": frame.text})
 
-    async def _drained(self, backlog: Callable[[], int], limit: int) -> bool:
+    async def _drained(self, limit: int) -> bool:
         """Wait for the transport to hand the client what it holds; False if it never does."""
         deadline = time.monotonic() + settings.CHAT_SOCKET_DRAIN_SECONDS
-        while backlog() > limit // 2:
+        while self.connection.backlog() > limit // 2:
             if time.monotonic() > deadline or self.closed:
                 return False
             await asyncio.sleep(DRAIN_POLL_SECONDS)
         return True
 
     # Called by the hub, synchronously, for every event on a key this socket listens to.
-    def deliver(self, key: str, frame: str, meta: dict[str, Any]) -> None:
+    def deliver(self, key: str, frame: Frame, meta: dict[str, Any]) -> None:
         if key[0] == "c":
             sub = self.subscriptions.get(key)
             if sub is None:
@@ -265,15 +274,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
         for frame_text in replay:
-            self._enqueue(frame_text)
+            self._enqueue(Frame(frame_text))
         reply: dict[str, Any] = {"type": "subscribed", "channel": channel.id, "last_id": last_id}
         if truncated:
             reply["truncated"] = True
         self._reply(reply)
         sub.last_id = last_id
         pending, sub.pending = sub.pending or [], None
-        for frame_text, meta in pending:
-            self.deliver(ckey, frame_text, meta)
+        for queued, meta in pending:
+            self.deliver(ckey, queued, meta)
 
     def _replay(self, channel: Channel, since: int | None) -> tuple[list[str], int, bool]:
         last_id = Channel.objects.values_list("last_message_id", flat=True).get(id=channel.id)

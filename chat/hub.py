@@ -21,6 +21,8 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
+from chat.transport import Frame
+
 logger = logging.getLogger(__name__)
 
 GROUP_REFRESH_SECONDS = 3600
@@ -32,7 +34,7 @@ class Listener(Protocol):
     user_id: int
     session_hash: str
 
-    def deliver(self, key: str, frame: str, meta: dict[str, Any]) -> None: ...
+    def deliver(self, key: str, frame: Frame, meta: dict[str, Any]) -> None: ...
 
     def control(self, key: str, event: dict[str, Any]) -> None: ...
 
@@ -141,7 +143,8 @@ class Hub:
         if not listeners:
             return
         if event.get("type") == "hub.frame":
-            frame, meta = event["frame"], event.get("meta") or {}
+            # One Frame per event: its wire bytes are built once, for every local socket.
+            frame, meta = Frame(event["frame"]), event.get("meta") or {}
             for listener in tuple(listeners):
                 try:
                     listener.deliver(key, frame, meta)

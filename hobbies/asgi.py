@@ -12,14 +12,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from chat.transport import TransportBacklogMiddleware  # noqa: E402
+from chat.transport import ConnectionMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origin is checked against ALLOWED_HOSTS: a page on another site cannot open a socket
         # with our users' cookies.
-        "websocket": TransportBacklogMiddleware(
+        "websocket": ConnectionMiddleware(
             AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
