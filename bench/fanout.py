@@ -27,6 +27,7 @@ import ctypes
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -51,6 +52,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 PYTHON = sys.executable
 HOST = "127.0.0.1"  # never anything else: this benchmark only talks to its own servers
 SERVERS = ("bare", "naive", "app")
+APP_COMMAND = "{python} -m daphne -b {host} -p {port} hobbies.asgi:application"
 WARMUP_MESSAGES = 5
 QUIET_CORES = 0.15  # machine-wide CPU use, in cores, that counts as idle before a measurement
 NOISY_PCT = 20.0  # other processes' CPU use during a measurement worth a warning
@@ -229,7 +231,7 @@ def run_step(command: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def setup_app(port: int, subscribers: int, workdir: Path) -> Setup:
+def setup_app(port: int, subscribers: int, workdir: Path, app_command: str) -> Setup:
     """Migrate a fresh SQLite database, create the users, community and sessions."""
     env = {
         **os.environ,
@@ -247,7 +249,7 @@ def setup_app(port: int, subscribers: int, workdir: Path) -> Setup:
     cookies = [f"sessionid={key}" for key in data["sessions"]]
     base = f"ws://{HOST}:{port}"
     origin = f"http://{HOST}:{port}"
-    command = [PYTHON, "-m", "daphne", "-b", HOST, "-p", str(port), "hobbies.asgi:application"]
+    command = shlex.split(app_command.format(python=PYTHON, host=HOST, port=port))
     return Setup(
         command=command,
         env=env,
@@ -524,10 +526,10 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
     elif name == "naive":
         setup = setup_naive(port, args.subscribers)
     else:
-        setup = setup_app(port, args.subscribers, workdir)
+        setup = setup_app(port, args.subscribers, workdir, args.app_command)
 
-    print(f"[{name}] starting server on {HOST}:{port}", file=sys.stderr)
     server = ServerProcess.start(name, port, setup.command, setup.env, workdir)
+    print(f"[{name}] server pid {server.process.pid} on {HOST}:{port}", file=sys.stderr)
     pool: SubscriberPool | None = None
     publisher: Publisher | None = None
     try:
@@ -680,6 +682,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per server")
     parser.add_argument(
         "--servers", type=lambda s: s.split(","), default=list(SERVERS), help="comma-separated"
+    )
+    parser.add_argument(
+        "--app-command",
+        default=APP_COMMAND,
+        help="how to serve the app ({python}, {host} and {port} are filled in), e.g. to compare "
+        "ASGI servers; always one process on {host}",
     )
     parser.add_argument("--client-procs", type=int, default=1, help="subscriber processes")
     parser.add_argument("--connect-concurrency", type=int, default=20)
