@@ -270,7 +270,7 @@ class Published:
     first_send: float = 0.0
     last_send: float = 0.0
     acks: int = 0
-    ack_latencies: list[float] = field(default_factory=list)
+    ack_latencies: dict[int, float] = field(default_factory=dict)  # by sequence number
     errors: list[str] = field(default_factory=list)
 
 
@@ -283,7 +283,7 @@ class Publisher:
         self.expects_acks = channel is not None
         self.channel = channel if channel is not None else 0
         self.published = Published()
-        self.pending: dict[str, float] = {}
+        self.pending: dict[str, tuple[int, float]] = {}  # client_id -> (seq, sent_at)
         self.reader = asyncio.create_task(self.read_replies())
 
     @classmethod
@@ -297,10 +297,10 @@ class Publisher:
                 frame = json.loads(text)
                 kind = frame.get("type")
                 if kind == "message.ack":
-                    sent_at = self.pending.pop(frame.get("client_id"), None)
-                    if sent_at is not None:
+                    sent = self.pending.pop(frame.get("client_id"), None)
+                    if sent is not None:
                         self.published.acks += 1
-                        self.published.ack_latencies.append(received_at - sent_at)
+                        self.published.ack_latencies[sent[0]] = received_at - sent[1]
                 elif kind == "error" and len(self.published.errors) < 20:
                     self.published.errors.append(text if isinstance(text, str) else repr(text))
 
@@ -315,7 +315,7 @@ class Publisher:
             "reply_to": None,
         }
         if prefix == BODY_PREFIX and self.expects_acks:
-            self.pending[client_id] = sent_at
+            self.pending[client_id] = (seq, sent_at)
         await self.connection.send(json.dumps(frame))
         return sent_at
 
@@ -453,6 +453,18 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[rank]
 
 
+def merge_spans(results: list[dict[str, Any]]) -> dict[int, tuple[float, float]]:
+    """Per message, the lowest first and highest last latency over all subscriber processes."""
+    merged: dict[int, tuple[float, float]] = {}
+    for result in results:
+        for key, (first, last) in result["spans"].items():
+            seq = int(key)
+            if seq in merged:
+                first, last = min(first, merged[seq][0]), max(last, merged[seq][1])
+            merged[seq] = (first, last)
+    return merged
+
+
 def summarise(
     name: str,
     args: argparse.Namespace,
@@ -468,7 +480,10 @@ def summarise(
     # Sending K messages at `rate` occupies K / rate seconds; the last one then takes its latency.
     span = last_receipt - published.first_send + 1 / args.rate if received else 0.0
     ordered = sorted(latencies)
-    acks = sorted(published.ack_latencies)
+    acks = sorted(published.ack_latencies.values())
+    spans = merge_spans(results)
+    firsts = sorted(first for first, _ in spans.values())
+    spreads = sorted(last - first for first, last in spans.values())
     publish_span = published.last_send - published.first_send
     cpu_use = cpu.close(client_cpu=sum(r["cpu_seconds"] for r in results))
 
@@ -499,9 +514,22 @@ def summarise(
         "ack_ms": (
             {"p50": ms(percentile(acks, 0.50)), "p99": ms(percentile(acks, 0.99))} if acks else None
         ),
+        # Time to the first subscriber, and from the first to the last one, per message.
+        "first_ms": {"p50": ms(percentile(firsts, 0.50)), "p99": ms(percentile(firsts, 0.99))},
+        "spread_ms": {"p50": ms(percentile(spreads, 0.50)), "p99": ms(percentile(spreads, 0.99))},
         "acks": published.acks,
         "publisher_errors": published.errors,
         **cpu_use,
+        # Per message: [seq, ack ms, first receipt ms, last receipt ms] (null where none).
+        "messages": [
+            [
+                seq,
+                ms(published.ack_latencies[seq]) if seq in published.ack_latencies else None,
+                ms(spans[seq][0]) if seq in spans else None,
+                ms(spans[seq][1]) if seq in spans else None,
+            ]
+            for seq in range(published.sent)
+        ],
     }
 
 

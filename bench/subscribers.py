@@ -6,7 +6,8 @@ loop) and drives it with one JSON object per line:
     stdin  <- {"cmd": "go"}                      measurement starts (CPU time is counted from here)
     stdin  <- {"cmd": "sent", "count": K}        the publisher sent K measured messages
     stdout -> {"event": "ready", ...}            every connection is open (and subscribed)
-    stdout -> {"event": "result", ...}           after the drain; latencies are in a binary file
+    stdout -> {"event": "result", ...}           after the drain (per-message first/last
+                                                 latency included; all latencies in a file)
 
 Every measured message body reads `bench <seq> <send time.time()>`; the receipt time is taken
 with `time.time()` as soon as the frame is read, so latency is send-to-receipt on one clock.
@@ -107,6 +108,8 @@ class Tally:
     first_receipt: float = 0.0
     last_receipt: float = 0.0
     last_progress: float = field(default_factory=time.monotonic)
+    # Per message: latency to the first and to the last subscriber of this process.
+    spans: dict[int, list[float]] = field(default_factory=dict)
 
 
 async def receive(connection: ClientConnection, tally: Tally) -> None:
@@ -122,7 +125,15 @@ async def receive(connection: ClientConnection, tally: Tally) -> None:
                 tally.duplicates += 1
                 continue
             seen.add(seq)
-            tally.latencies.append(received_at - sent_at)
+            latency = received_at - sent_at
+            tally.latencies.append(latency)
+            span = tally.spans.get(seq)
+            if span is None:
+                tally.spans[seq] = [latency, latency]
+            elif latency > span[1]:
+                span[1] = latency
+            elif latency < span[0]:
+                span[0] = latency
             tally.received += 1
             if not tally.first_receipt:
                 tally.first_receipt = received_at
@@ -208,6 +219,7 @@ async def run(config: dict[str, Any]) -> None:
             "first_receipt": tally.first_receipt,
             "last_receipt": tally.last_receipt,
             "cpu_seconds": cpu_seconds,
+            "spans": tally.spans,
         }
     )
 
