@@ -54,6 +54,7 @@ HOST = "127.0.0.1"  # never anything else: this benchmark only talks to its own 
 SERVERS = ("bare", "naive", "app")
 APP_COMMAND = "{python} -m daphne -b {host} -p {port} hobbies.asgi:application"
 WARMUP_MESSAGES = 5
+RESULT_LINE_LIMIT = 1 << 26  # a subscriber's result line lists every message it saw
 QUIET_CORES = 0.15  # machine-wide CPU use, in cores, that counts as idle before a measurement
 NOISY_PCT = 20.0  # other processes' CPU use during a measurement worth a warning
 StreamT = TypeVar("StreamT")
@@ -397,6 +398,7 @@ class SubscriberPool:
                     stderr=stderr,
                     start_new_session=True,
                     preexec_fn=die_with_parent,
+                    limit=RESULT_LINE_LIMIT,
                 )
             )
             stderr.close()
@@ -624,6 +626,28 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([header, "-" * len(header), *body])
 
 
+def revision() -> str:
+    """The commit measured (with `+dirty` if the work tree has changes), or "" outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
@@ -664,6 +688,7 @@ async def run(args: argparse.Namespace) -> int:
     report = {
         "started_at": started_at.isoformat(),
         "command": " ".join([Path(PYTHON).name, *sys.argv]),
+        "revision": revision(),
         "machine": machine(),
         "settings": {
             key: getattr(args, key)
