@@ -118,6 +118,10 @@ class RateLimitedLoginView(LoginView):
 
 def admin_login(request: HttpRequest) -> HttpResponse:
     """Django admin's log-in page, replaced by the site's own, coming back to admin."""
+    if request.user.is_authenticated:
+        # Signed in, but not staff: say so rather than asking to sign in again.
+        error = Forbidden("Your account does not have access to the administration.")
+        return render(request, "error.html", {"error": error}, status=403)
     target = request.GET.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = ""

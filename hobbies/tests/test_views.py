@@ -367,5 +367,12 @@ def test_admin_signs_in_through_the_site_log_in(client, make_user):
     )
     assert signed_in.redirect_chain[-1][0] == "/admin/"
     assert "Hobbies Community administration" in page_text(signed_in)
+    client.post("/accounts/logout/")
     offsite = client.get("/admin/login/", {"next": "https://evil.example/"})
     assert offsite["Location"] == "/accounts/login/?next=%2Fadmin%2F"
+
+
+def test_admin_tells_a_signed_in_member_they_have_no_access(bob):
+    response = client_for(bob).get("/admin/", follow=True)
+    assert response.status_code == 403
+    assert "Your account does not have access to the administration." in page_text(response)
