@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -204,3 +204,12 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     # Connections persist between frames (CONN_MAX_AGE); close the ones the socket's database
     # thread opened, so the test database can be dropped at the end of the run.
     await database_sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for a module of browser tests."""
+    from chat.tests.live import chromium
+
+    with chromium() as launched:
+        yield launched

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from chat import services
 from chat.models import Attachment, Channel, Message, MessageRevision
+from hobbies.admin import ReadOnlyAdmin
 from hobbies.errors import DomainError
 
 
@@ -94,7 +95,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ReadOnlyAdmin):
     """Uploads, sent or not; removed only by `manage.py purge_attachments`."""
 
     list_display = ["name", "content_type", "size", "uploader", "message", "status", "created_at"]
@@ -102,12 +103,3 @@ class AttachmentAdmin(admin.ModelAdmin):
     search_fields = ["name", "uploader__username"]
     list_select_related = ["uploader", "message"]
     readonly_fields = [f.name for f in Attachment._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

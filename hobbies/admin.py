@@ -179,7 +179,7 @@ class JoinRequestAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the sign-in services only: admins read them, nobody edits them."""
+    """Records written by services only: admins read them, nobody edits them here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

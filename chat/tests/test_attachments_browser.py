@@ -12,12 +12,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from chat.models import Attachment
 from chat.tests.conftest import PDF, REGION, jpeg, make_bucket
-from chat.tests.test_browser import (  # noqa: F401 - fixtures
-    TIMEOUT_MS,
-    LiveServer,
-    browser,
-    session_cookie,
-)
+from chat.tests.test_browser import TIMEOUT_MS, LiveServer, session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +42,7 @@ def attach_server(request: Any, django_db_setup: None) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def open_as(
-    browser: Browser,  # noqa: F811 - the imported fixture
+    browser: Browser,
     attach_server: LiveServer,
 ) -> Iterator[Callable[..., Page]]:
     contexts: list[BrowserContext] = []
