@@ -55,7 +55,8 @@ DRAIN_POLL_SECONDS = 0.02
 @dataclass
 class Subscription:
     community_id: int
-    last_id: int = 0
+    # Newest id the subscribe covered (replayed, or already committed when it said `subscribed`).
+    covered_id: int = 0
     # Live frames that arrive while the replay is being read wait here, in order.
     pending: list[tuple[Frame, dict[str, Any]]] | None = field(default_factory=list)
     last_typing: float = 0.0
@@ -178,10 +179,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if sub.pending is not None:
                 sub.pending.append((frame, meta))
                 return
-            if meta.get("kind") == "message.new":
-                if meta["id"] <= sub.last_id:
-                    return  # already sent in the replay
-                sub.last_id = meta["id"]
+            if meta.get("kind") == "message.new" and meta["id"] <= sub.covered_id:
+                return  # the subscribe already covered it
+            # Live messages are never dropped for being older than one sent before: two server
+            # processes may publish a channel's messages in the other order than they committed.
         self._enqueue(frame)
 
     def control(self, key: str, event: dict[str, Any]) -> None:
@@ -267,7 +268,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         sub = Subscription(community_id=channel.community_id)
         self.subscriptions[ckey] = sub
         # Listen first, then read: whatever commits after the read arrives live, and whatever
-        # committed before it is in the replay; `last_id` drops the overlap.
+        # committed before it is in the replay; `covered_id` drops the overlap.
         await hub.attach(ckey, self)
         await hub.attach(community_key(channel.community_id), self)
         replay, last_id, truncated = await database_sync_to_async(self._replay)(channel, since)
@@ -279,7 +280,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if truncated:
             reply["truncated"] = True
         self._reply(reply)
-        sub.last_id = last_id
+        sub.covered_id = last_id
         pending, sub.pending = sub.pending or [], None
         for queued, meta in pending:
             self.deliver(ckey, queued, meta)

@@ -345,3 +345,20 @@ async def test_message_committed_during_subscribe_arrives_exactly_once(
         assert order == ["concurrent", "subscribed", "sentinel"]
     else:  # live, held back until the replay is out
         assert order == ["subscribed", "concurrent", "sentinel"]
+
+
+async def test_live_messages_published_out_of_order_all_arrive(connect, bob, general):
+    """Two server processes may publish a channel's messages in another order than their ids;
+    the socket passes on both rather than taking the older one for a replayed duplicate."""
+    from chat.events import channel_key
+    from chat.hub import frame_event, publish
+
+    b = await connect(bob)
+    covered = (await b.subscribe(general.id))["last_id"]
+    for message_id in (covered + 2, covered + 1):
+        payload = {"type": "message.new", "message": {"id": message_id, "channel": general.id}}
+        meta = {"kind": "message.new", "id": message_id}
+        await publish(frame_event(channel_key(general.id), payload, meta))
+    first = await b.recv_type("message.new")
+    second = await b.recv_type("message.new")
+    assert [first["message"]["id"], second["message"]["id"]] == [covered + 2, covered + 1]
