@@ -52,12 +52,10 @@ class Provider:
         self.manage(
             "provider_client",
             CLIENT_ID,
-            "--secret",
-            self.secret,
-            "--redirect-uri",
-            f"{site_url}/accounts/oidc/callback/",
-            "--logout-uri",
-            f"{site_url}/accounts/login/",
+            # `--name=value`: a random secret may start with "-".
+            f"--secret={self.secret}",
+            f"--redirect-uri={site_url}/accounts/oidc/callback/",
+            f"--logout-uri={site_url}/accounts/login/",
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
