@@ -10,18 +10,10 @@ from django.db.models.functions import Coalesce
 
 from chat.models import Attachment, Channel, ChannelMember, Mention, Message
 from hobbies.errors import NotFound
+from hobbies.ids import parse_id
 from hobbies.models import User
 
 MAX_MENTIONS = 25
-
-
-def _as_id(value: object) -> int | None:
-    """An id from a frame or URL: a positive int, or a string of ASCII digits; else None."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
 
 
 def channel_for_member(user: User, channel_id: int | str | None) -> Channel:
@@ -30,7 +22,7 @@ def channel_for_member(user: User, channel_id: int | str | None) -> Channel:
     Used by views, the API and the socket alike. A channel the user may not see is reported as
     not found, never as forbidden, so its existence does not leak.
     """
-    pk = _as_id(channel_id)
+    pk = parse_id(channel_id)
     if pk is None or not user.is_authenticated:
         raise NotFound("No such channel.")
     channel = Channel.objects.visible_to(user).select_related("community").filter(id=pk).first()
@@ -53,7 +45,7 @@ def channel_by_name_for_member(user: User, slug: str, name: str) -> Channel:
 
 def message_for_member(user: User, message_id: int | str | None) -> Message:
     """The message with this id, if the user is a member of its channel; else `NotFound`."""
-    pk = _as_id(message_id)
+    pk = parse_id(message_id)
     if pk is None or not user.is_authenticated:
         raise NotFound("No such message.")
     message = (

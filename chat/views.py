@@ -21,6 +21,7 @@ from chat.models import Attachment
 from chat.payloads import message_payload, payload_of, render_message
 from chat.presence import online_ids
 from hobbies.errors import DomainError, Invalid, NotFound
+from hobbies.ids import parse_id
 from hobbies.models import User
 from hobbies.selectors import community_members, is_moderator, membership_of
 from hobbies.views import domain_errors, me
@@ -89,7 +90,7 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             author=user,
             body=request.POST.get("body", ""),
             client_id=request.POST.get("client_id") or uuid.uuid4(),
-            reply_to=int(reply_to) if reply_to.isascii() and reply_to.isdigit() else None,
+            reply_to=parse_id(reply_to),
             attachments=[*ids, *(str(a.id) for a in uploaded)],
         )
     except DomainError as exc:
@@ -141,7 +142,7 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
 
 def _community_user(community_id: int, user_id: str) -> User:
     target = User.objects.filter(
-        id=int(user_id) if user_id.isdigit() else 0, memberships__community_id=community_id
+        id=parse_id(user_id) or 0, memberships__community_id=community_id
     ).first()
     if target is None:
         raise NotFound("No such member.")
@@ -240,11 +241,10 @@ def _request_data(request: HttpRequest) -> dict[str, Any]:
 def _as_id(value: Any, name: str) -> int | None:
     if value in (None, ""):
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    raise Invalid(f"{name} must be a message id.")
+    pk = parse_id(value)
+    if pk is None:
+        raise Invalid(f"{name} must be a message id.")
+    return pk
 
 
 # --- Attachments ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from mozilla_django_oidc.views import (
 
 from hobbies import oidc, ratelimit, selectors, services
 from hobbies.errors import DomainError, Forbidden, NotFound, SignInFailed
+from hobbies.ids import parse_id
 from hobbies.models import Community, JoinRequest, Membership, User
 
 
@@ -411,10 +412,10 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _post_id(request: HttpRequest, name: str) -> int:
-    value = request.POST.get(name, "")
-    if not (value.isascii() and value.isdigit()):
+    pk = parse_id(request.POST.get(name, ""))
+    if pk is None:
         raise NotFound(f"No such {name}.")
-    return int(value)
+    return pk
 
 
 # --- Health ---------------------------------------------------------------------------------

@@ -373,3 +373,10 @@ def test_channel_list_query_count_does_not_grow_with_channels(
         response = client.get("/api/channels/")
     assert len(response.json()["channels"]) == 9
     assert one == count_queries(lambda: client.get("/api/channels/"))
+
+
+def test_channel_settings_refuse_a_non_ascii_digit_member_id(alice, general):
+    response = client_for(alice).post(
+        f"{general.get_absolute_url()}settings/", {"action": "add", "user": "\u00b2"}
+    )
+    assert response.status_code == 404
