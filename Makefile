@@ -40,7 +40,7 @@ test: install chromium
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy hobbies chat
+	$(VENV)/bin/mypy hobbies accounts communities chat
 
 fmt: install
 	$(VENV)/bin/ruff check --fix .

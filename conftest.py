@@ -18,11 +18,13 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import connections
 from django.test import Client
 
+from accounts.models import User
+from accounts.services import user_create
 from chat.hub import hub
 from chat.models import Channel, Message
 from chat.services import message_send
-from hobbies.models import Community, User
-from hobbies.services import community_create, membership_join, user_create
+from communities.models import Community
+from communities.services import community_create, membership_join
 
 PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test accounts only
 

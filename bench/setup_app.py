@@ -33,9 +33,10 @@ def main() -> None:
     from django.contrib.sessions.backends.db import SessionStore
     from django.test.utils import override_settings
 
+    from accounts.models import User
+    from accounts.services import user_create
     from chat.models import Channel
-    from hobbies.models import User
-    from hobbies.services import community_create, membership_join, user_create
+    from communities.services import community_create, membership_join
 
     def login(user: User) -> str:
         session = SessionStore()

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from chat import services
 from chat.models import Attachment, Channel, Message, MessageRevision
-from hobbies.admin import ReadOnlyAdmin
+from hobbies.admin_base import ReadOnlyAdmin
 from hobbies.errors import DomainError
 
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from accounts.models import User
 from chat import images, storage
 from chat.models import Attachment, Message
 from hobbies import ratelimit
@@ -36,7 +37,6 @@ from hobbies.errors import (
     UnsupportedType,
     UploadIncomplete,
 )
-from hobbies.models import User
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.models import User
 from chat import hub as hub_module
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
@@ -39,7 +40,6 @@ from chat.services import (
 from chat.session import session_hash
 from chat.transport import SCOPE_KEY, Connection, Frame
 from hobbies.errors import DomainError, Invalid, NotFound, RateLimited, TooLong
-from hobbies.models import User
 
 logger = logging.getLogger(__name__)
 

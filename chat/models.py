@@ -10,12 +10,12 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
-from hobbies.models import Community
+from communities.models import Community
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-    from hobbies.models import User
+    from accounts.models import User
 
 
 class ChannelQuerySet(models.QuerySet["Channel"]):
@@ -123,7 +123,6 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["author", "client_id"], name="message_client_id_unique")
         ]
-        permissions = [("moderate", "Can moderate every community (site moderator)")]
         indexes = [models.Index(fields=["channel", "id"], name="message_channel_id")]
 
     def __str__(self) -> str:

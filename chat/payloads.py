@@ -7,8 +7,8 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from accounts.models import User
 from chat.models import Attachment, Message
-from hobbies.models import User
 
 MESSAGE_PARTIAL = "chat/_message.html"
 EXCERPT_LENGTH = 140

@@ -8,10 +8,10 @@ from typing import Any
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
+from accounts.models import User
 from chat.models import Attachment, Channel, ChannelMember, Mention, Message
 from hobbies.errors import NotFound
 from hobbies.ids import parse_id
-from hobbies.models import User
 
 MAX_MENTIONS = 25
 

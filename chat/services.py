@@ -11,17 +11,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat import events
+from accounts.models import User
+from chat import events, policy
 from chat.attachments import attachments_claim, clean_attachment_ids
 from chat.backends import get_backend
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
 from chat.payloads import message_payload
 from chat.rendering import mention_candidates, render_body
 from chat.selectors import mentionable_members
+from communities.models import Community, Membership
+from communities.policy import can_moderate
 from hobbies import ratelimit
 from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
-from hobbies.models import Community, Membership, User
-from hobbies.selectors import is_moderator
 
 MAX_EMOJI_LENGTH = 16
 
@@ -38,7 +39,7 @@ def channel_create(
     kind: str = Channel.Kind.OPEN,
 ) -> Channel:
     """Create a channel. `by` must moderate the community (None: the system, on creation)."""
-    if by is not None and not is_moderator(by, community.id):
+    if by is not None and not can_moderate(by, community):
         raise Forbidden("Only moderators can create channels.")
     slug = slugify(name)[:50]
     if not slug:
@@ -62,7 +63,7 @@ def channel_create(
 
 
 def channel_update(*, channel: Channel, by: User, topic: str) -> Channel:
-    if not is_moderator(by, channel.community_id):
+    if not policy.can_manage_channel(by, channel):
         raise Forbidden("Only moderators can change the topic.")
     if len(topic) > 250:
         raise TooLong("A topic has at most 250 characters.")
@@ -75,11 +76,7 @@ def channel_member_add(*, channel: Channel, user: User, by: User) -> ChannelMemb
     """Invite a community member into a private channel (moderators, or its members)."""
     if not Membership.objects.filter(community_id=channel.community_id, user=user).exists():
         raise Invalid("Only members of the community can be added to its channels.")
-    allowed = is_moderator(by, channel.community_id) or (
-        channel.kind == Channel.Kind.PRIVATE
-        and ChannelMember.objects.filter(channel=channel, user=by).exists()
-    )
-    if not allowed:
+    if not policy.can_add_member(by, channel):
         raise Forbidden("You cannot add members to this channel.")
     with transaction.atomic():
         return _channel_member_add(channel, user)
@@ -87,7 +84,7 @@ def channel_member_add(*, channel: Channel, user: User, by: User) -> ChannelMemb
 
 def channel_member_remove(*, channel: Channel, user: User, by: User) -> None:
     """Remove a user from a private channel; their sockets stop receiving it at once."""
-    if by != user and not is_moderator(by, channel.community_id):
+    if not policy.can_remove_member(by, channel, user):
         raise Forbidden("Only moderators can remove others from a channel.")
     if channel.kind != Channel.Kind.PRIVATE:
         raise Invalid("Open channels are left by leaving the community.")
@@ -171,7 +168,7 @@ def message_send(
         return existing, False
     attachment_ids = clean_attachment_ids(attachments)
     text = _clean_body(body, allow_empty=bool(attachment_ids))
-    if channel.kind == Channel.Kind.ANNOUNCEMENT and not is_moderator(author, channel.community_id):
+    if not policy.can_post(author, channel):
         raise Forbidden("Only moderators post in announcement channels.")
     parent = None
     if reply_to is not None:
@@ -249,7 +246,7 @@ def _broadcast_message(message: Message, kind: str, **extra: Any) -> None:
 
 
 def message_edit(*, message: Message, by: User, body: Any) -> Message:
-    if message.author_id != by.id:
+    if not policy.can_edit_message(by, message):
         raise Forbidden("You can only edit your own messages.")
     if message.is_deleted:
         raise Invalid("A deleted message cannot be edited.")
@@ -277,7 +274,7 @@ def message_edit(*, message: Message, by: User, body: Any) -> Message:
 
 def message_delete(*, message: Message, by: User) -> Message:
     """Delete a message, leaving a tombstone. Authors and community moderators may."""
-    if message.author_id != by.id and not is_moderator(by, message.channel.community_id):
+    if not policy.can_delete_message(by, message):
         raise Forbidden("You can only delete your own messages.")
     if message.is_deleted:
         return message

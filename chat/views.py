@@ -16,17 +16,60 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import attachments, selectors, services, storage
+from accounts.models import User
+from accounts.selectors import me
+from chat import attachments, policy, selectors, services, storage
 from chat.models import Attachment
 from chat.payloads import message_payload, payload_of, render_message
 from chat.presence import online_ids
+from communities import selectors as community_selectors
+from communities.policy import can_moderate, is_moderator_role, role_with
 from hobbies.errors import DomainError, Invalid, NotFound
+from hobbies.http import domain_errors
 from hobbies.ids import parse_id
-from hobbies.models import User
-from hobbies.selectors import community_members, is_moderator, membership_of
-from hobbies.views import domain_errors, me
 
 # --- Pages ----------------------------------------------------------------------------------
+
+
+@domain_errors
+def community_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A community's home: members go on to its first channel, others see how to join."""
+    user = me(request)
+    item = community_selectors.community_for_viewer(user, slug)
+    membership = community_selectors.membership_of(user, item)
+    context: dict[str, Any] = {
+        "community": item,
+        "membership": membership,
+        "can_moderate": can_moderate(user, item),
+    }
+    if membership is not None:
+        channels = selectors.channels_for_user(user, item.id)
+        if channels and request.GET.get("about") is None:
+            general = next((c for c in channels if c["name"] == "general"), channels[0])
+            return redirect(general["url"])
+        context["channels"] = channels
+    elif user.is_authenticated:
+        context["pending_request"] = community_selectors.join_request_pending(item, user)
+    context["member_count"] = item.memberships.count()
+    return render(request, "communities/community.html", context)
+
+
+@login_required
+@require_POST
+@domain_errors
+def channel_new(request: HttpRequest, slug: str) -> HttpResponse:
+    """Create a channel, from the community's manage page."""
+    user = me(request)
+    item, _ = community_selectors.community_for_moderator(user, slug)
+    channel = services.channel_create(
+        community=item,
+        name=request.POST.get("name", ""),
+        topic=request.POST.get("topic", ""),
+        kind=request.POST.get("kind", "open"),
+        by=user,
+    )
+    messages.success(request, f"#{channel.name} was created.")
+    return redirect("community_manage", slug=slug)
 
 
 @login_required
@@ -35,12 +78,13 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     user = me(request)
     channel = selectors.channel_by_name_for_member(user, slug, name)
     community = channel.community
-    membership = membership_of(user, community)
+    membership = community_selectors.membership_of(user, community)
+    role = role_with(user, membership)
     rows, has_more = selectors.messages_page(channel, limit=settings.CHAT_PAGE_SIZE)
     member = selectors.channel_member(user, channel)
     last_read = member.last_read_id if member else 0
     divider_before = next((m.id for m in rows if m.id > last_read and m.author_id != user.id), None)
-    members = list(community_members(community))
+    members = list(community_selectors.community_members(community))
     online = online_ids(m.user_id for m in members)
     all_channels = selectors.channels_for_user(user)
     context = {
@@ -56,8 +100,8 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         "members": members,
         "online": online,
         "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
-        "can_post": channel.kind != channel.Kind.ANNOUNCEMENT
-        or (membership is not None and membership.is_moderator),
+        "can_post": policy.can_post(user, channel, role=role),
+        "can_moderate": is_moderator_role(role),
         "new_client_id": uuid.uuid4(),
         "reply_to": request.GET.get("reply_to", ""),
     }
@@ -108,11 +152,12 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
     channel = selectors.channel_by_name_for_member(user, slug, name)
     if request.method == "POST":
         action = request.POST.get("action")
-        target = _community_user(channel.community_id, request.POST.get("user", ""))
         if action == "add":
+            target = _community_user(channel.community_id, request.POST.get("user", ""))
             services.channel_member_add(channel=channel, user=target, by=user)
             messages.success(request, f"{target.display_name} can now read #{channel.name}.")
         elif action == "remove":
+            target = _community_user(channel.community_id, request.POST.get("user", ""))
             services.channel_member_remove(channel=channel, user=target, by=user)
             messages.success(request, f"{target.display_name} was removed from #{channel.name}.")
             if target == user:
@@ -133,9 +178,11 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
             "community": channel.community,
             "members": members,
             "candidates": [
-                m for m in community_members(channel.community) if m.user_id not in member_ids
+                m
+                for m in community_selectors.community_members(channel.community)
+                if m.user_id not in member_ids
             ],
-            "is_moderator": is_moderator(user, channel.community_id),
+            "can_moderate": can_moderate(user, channel.community_id),
         },
     )
 

@@ -66,7 +66,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "hobbies",
+    "accounts",
+    "communities",
     "chat",
 ]
 
@@ -96,7 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "hobbies.context_processors.site",
+                "communities.context_processors.site",
             ],
         },
     },
@@ -218,7 +219,7 @@ def env_group_roles(name: str) -> dict[str, str]:
 
 OIDC_GROUP_ROLES = env_group_roles("OIDC_GROUP_ROLES")
 OIDC_ENABLED = bool(OIDC_ISSUER and OIDC_CLIENT_ID)
-OIDC_BACKEND = "hobbies.oidc.OIDCBackend"
+OIDC_BACKEND = "accounts.backends.OIDCBackend"
 AUTHENTICATION_BACKENDS = [
     *(["django.contrib.auth.backends.ModelBackend"] if LOCAL_LOGIN_ENABLED else []),
     *([OIDC_BACKEND] if OIDC_ENABLED else []),

@@ -3,22 +3,27 @@ from django.contrib import admin
 from django.urls import path
 from django.views.static import serve
 
+from accounts import views as account_views
 from chat import views as chat_views
-from hobbies import views
+from communities import views as community_views
+from hobbies import health
+
+admin.site.site_header = "Hobbies Community administration"
 
 urlpatterns = [
-    path("", views.directory, name="directory"),
-    path("accounts/login/", views.RateLimitedLoginView.as_view(), name="login"),
-    path("accounts/logout/", views.logout, name="logout"),
-    path("accounts/oidc/login/", views.OIDCLoginView.as_view(), name="oidc_login"),
-    path("accounts/oidc/callback/", views.OIDCCallbackView.as_view(), name="oidc_callback"),
-    path("accounts/signup/", views.signup, name="signup"),
-    path("accounts/profile/", views.profile, name="profile"),
-    path("communities/new/", views.community_new, name="community_new"),
-    path("c/<slug:slug>/", views.community, name="community"),
-    path("c/<slug:slug>/join/", views.community_join, name="community_join"),
-    path("c/<slug:slug>/leave/", views.community_leave, name="community_leave"),
-    path("c/<slug:slug>/manage/", views.community_manage, name="community_manage"),
+    path("", community_views.directory, name="directory"),
+    path("accounts/login/", account_views.RateLimitedLoginView.as_view(), name="login"),
+    path("accounts/logout/", account_views.logout, name="logout"),
+    path("accounts/oidc/login/", account_views.OIDCLoginView.as_view(), name="oidc_login"),
+    path("accounts/oidc/callback/", account_views.OIDCCallbackView.as_view(), name="oidc_callback"),
+    path("accounts/signup/", account_views.signup, name="signup"),
+    path("accounts/profile/", account_views.profile, name="profile"),
+    path("communities/new/", community_views.community_new, name="community_new"),
+    path("c/<slug:slug>/", chat_views.community_page, name="community"),
+    path("c/<slug:slug>/join/", community_views.community_join, name="community_join"),
+    path("c/<slug:slug>/leave/", community_views.community_leave, name="community_leave"),
+    path("c/<slug:slug>/manage/", community_views.community_manage, name="community_manage"),
+    path("c/<slug:slug>/manage/channels/", chat_views.channel_new, name="channel_new"),
     path("c/<slug:slug>/<slug:name>/", chat_views.channel_page, name="channel"),
     path("c/<slug:slug>/<slug:name>/post/", chat_views.channel_post, name="channel_post"),
     path(
@@ -26,7 +31,7 @@ urlpatterns = [
         chat_views.channel_settings,
         name="channel_settings",
     ),
-    path("invite/<str:code>/", views.invite_accept, name="invite"),
+    path("invite/<str:code>/", community_views.invite_accept, name="invite"),
     path("api/channels/", chat_views.api_channels, name="api_channels"),
     path("api/channels/<int:channel_id>/messages/", chat_views.api_messages, name="api_messages"),
     path("api/attachments/", chat_views.api_attachment_start, name="api_attachment_start"),
@@ -55,10 +60,10 @@ urlpatterns = [
         chat_views.attachment_thumbnail,
         name="attachment_thumbnail",
     ),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     # Admin signs in through the site's own log-in (rate-limited, and the provider's button).
-    path("admin/login/", views.admin_login, name="admin_login"),
+    path("admin/login/", account_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
 ]
 

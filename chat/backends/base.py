@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from accounts.models import User
     from chat.models import Channel, Message
-    from hobbies.models import User
 
 
 class MessagingBackend(Protocol):

@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from accounts.models import User
     from chat.models import Channel, Message
-    from hobbies.models import User
 
 
 class LocalBackend:

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
-from hobbies.models import User
+from accounts.models import User
 
 
 def database_url() -> str:

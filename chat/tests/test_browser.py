@@ -17,11 +17,11 @@ from django.conf import settings
 from django.db import connection
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from accounts.models import User
 from chat.models import Channel
 from chat.services import message_send
 from chat.tests.live import LiveServer, session_key
 from conftest import PASSWORD
-from hobbies.models import User
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

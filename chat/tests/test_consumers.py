@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 
 from chat.models import Message
 from chat.services import channel_create, channel_member_add, channel_member_remove
+from communities.services import community_create, membership_join
 from conftest import client_for, say
-from hobbies.services import community_create, membership_join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

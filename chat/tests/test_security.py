@@ -353,7 +353,7 @@ async def test_hostile_bodies_are_inert_in_live_pushes(
 
 @pytest.mark.django_db
 def test_hostile_display_name_and_reply_quote_are_inert(alice, bob, general):
-    from hobbies.services import profile_update
+    from accounts.services import profile_update
 
     hostile = '<img src=x onerror="alert(1)">'
     profile_update(user=alice, display_name=hostile[:64], bio="", hobbies="")

@@ -1,0 +1,225 @@
+"""Every change to accounts, profiles, identities and site roles goes through here."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Collection
+
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from PIL import Image, UnidentifiedImageError
+
+from accounts.models import Identity, Profile, SignIn, User
+from accounts.oidc import Person
+from accounts.signals import user_provisioned
+from hobbies.errors import Conflict, Invalid, TooLong
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{2,30}$")
+AVATAR_MAX_BYTES = 2 * 1024 * 1024
+
+
+# --- Accounts and profiles ------------------------------------------------------------------
+
+
+def user_create(*, username: str, password: str, email: str = "", display_name: str = "") -> User:
+    username = (username or "").strip()
+    if not USERNAME_RE.match(username):
+        raise Invalid("Usernames are 2 to 30 letters, digits or . _ + - characters.")
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict("That username is taken.")
+    candidate = User(username=username, email=email)
+    try:
+        validate_password(password, candidate)
+    except ValidationError as exc:
+        raise Invalid(" ".join(exc.messages)) from None
+    with transaction.atomic():
+        user = User.objects.create_user(username=username, email=email, password=password)
+        profile_ensure(user=user, display_name=display_name)
+    return user
+
+
+def profile_ensure(*, user: User, display_name: str = "") -> Profile:
+    """The user's profile, created on first need. Idempotent."""
+    profile, _ = Profile.objects.get_or_create(
+        user=user, defaults={"display_name": (display_name or user.get_full_name())[:64]}
+    )
+    # Apps above (the messaging backend) provision their side of the user, idempotently.
+    user_provisioned.send(sender=User, user=user)
+    return profile
+
+
+def profile_update(
+    *,
+    user: User,
+    display_name: str,
+    bio: str,
+    hobbies: str,
+    avatar: UploadedFile | None = None,
+    clear_avatar: bool = False,
+) -> Profile:
+    display_name, bio = display_name.strip(), bio.strip()
+    if len(display_name) > 64:
+        raise TooLong("A display name has at most 64 characters.")
+    if len(bio) > 280:
+        raise TooLong("A bio has at most 280 characters.")
+    tags = ", ".join(dict.fromkeys(h.strip() for h in hobbies.split(",") if h.strip()))
+    if len(tags) > 200:
+        raise TooLong("List at most 200 characters of hobbies.")
+    if avatar is not None:
+        _check_avatar(avatar)
+    with transaction.atomic():
+        profile = profile_ensure(user=user)
+        profile.display_name, profile.bio, profile.hobbies = display_name, bio, tags
+        if clear_avatar and profile.avatar:
+            profile.avatar.delete(save=False)
+        if avatar is not None:
+            profile.avatar.save(f"{user.pk}.img", avatar, save=False)
+        profile.save()
+    return profile
+
+
+def _check_avatar(avatar: UploadedFile) -> None:
+    if avatar.size is None or avatar.size > AVATAR_MAX_BYTES:
+        raise TooLong("An avatar is at most 2 MB.")
+    try:
+        with Image.open(avatar) as image:
+            image.verify()
+            if image.format not in {"JPEG", "PNG", "GIF", "WEBP"}:
+                raise Invalid("An avatar must be a JPEG, PNG, GIF or WebP image.")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise Invalid("That file is not an image we can read.") from None
+    avatar.seek(0)
+
+
+# --- Sign-in --------------------------------------------------------------------------------
+
+SITE_MODERATORS_GROUP = "Site moderators"
+SITE_MODERATOR_PERMISSIONS = (
+    "communities.moderate",
+    "communities.view_community",
+    "communities.view_membership",
+    "communities.change_membership",
+    "communities.view_joinrequest",
+    "communities.change_joinrequest",
+    "chat.view_channel",
+    "chat.view_message",
+)
+
+
+def user_post_login(*, user: User, method: str, ip: str | None, user_agent: str) -> SignIn:
+    """Run after every successful sign-in, whatever the way in (password or provider).
+
+    Provisions the member profile (and, through it, the messaging backend's user) on first
+    sign-in and records this sign-in. Idempotent apart from the record; all or nothing.
+    """
+    if method not in SignIn.Method.values:
+        raise Invalid(f"Unknown sign-in method {method!r}.")
+    try:
+        address = str(ipaddress.ip_address((ip or "").strip()))
+    except ValueError:
+        address = None
+    with transaction.atomic():
+        profile_ensure(user=user)  # also the messaging backend's `ensure_user`
+        return SignIn.objects.create(
+            user=user, method=method, ip=address, user_agent=(user_agent or "")[:255]
+        )
+
+
+def identity_sync(*, person: Person) -> User:
+    """The user behind a provider identity, created on first sign-in and kept in step with the
+    provider's claims (username while free, names, email, site roles) on every later one.
+
+    Found by (issuer, subject) only: a local account with the same email stays another user.
+    Two first sign-ins of one person at once: the loser of the race finds the winner's user.
+    """
+    try:
+        return _identity_sync(person)
+    except IntegrityError:
+        return _identity_sync(person)
+
+
+def _identity_sync(person: Person) -> User:
+    with transaction.atomic():
+        identity = (
+            Identity.objects.select_for_update()
+            .select_related("user")
+            .filter(issuer=person.issuer, subject=person.subject)
+            .first()
+        )
+        if identity is None:
+            user = User(
+                username=_free_username(person.username, person.subject),
+                email=person.email,
+                first_name=person.first_name,
+                last_name=person.last_name,
+            )
+            user.set_unusable_password()
+            user.save()
+            Identity.objects.create(user=user, issuer=person.issuer, subject=person.subject)
+        else:
+            user = identity.user
+            before = user.get_full_name()
+            if user.username != person.username and not _username_taken(person.username, user):
+                user.username = person.username
+            user.email = person.email
+            user.first_name, user.last_name = person.first_name, person.last_name
+            user.save(update_fields=["username", "email", "first_name", "last_name"])
+            profile = Profile.objects.filter(user=user).first()
+            # Names follow the provider unless the member chose another display name here.
+            if profile is not None and profile.display_name in ("", before[:64]):
+                profile.display_name = user.get_full_name()[:64]
+                profile.save(update_fields=["display_name"])
+        site_roles_set(user=user, roles=person.roles)
+    return user
+
+
+def _username_taken(username: str, user: User | None = None) -> bool:
+    others = User.objects.filter(username__iexact=username)
+    if user is not None:
+        others = others.exclude(pk=user.pk)
+    return others.exists()
+
+
+def _free_username(wanted: str, subject: str) -> str:
+    """`wanted` if nobody has it, else `wanted` with a suffix made from the subject."""
+    if not _username_taken(wanted):
+        return wanted
+    suffix = re.sub(r"[^A-Za-z0-9]", "", subject)[:6] or "1"
+    for n in range(100):
+        candidate = f"{wanted[: 30 - len(suffix) - 3]}-{suffix}{n or ''}"
+        if not _username_taken(candidate):
+            return candidate
+    raise Conflict("No free username for this account.")
+
+
+def site_roles_set(*, user: User, roles: Collection[str]) -> None:
+    """Give exactly these site roles: `moderator` (staff with the moderation permissions)
+    and `admin` (superuser). Roles not listed are taken away."""
+    unknown = set(roles) - {"moderator", "admin"}
+    if unknown:
+        raise Invalid(f"Unknown site roles: {', '.join(sorted(unknown))}.")
+    user.is_superuser = "admin" in roles
+    user.is_staff = bool(roles)
+    user.save(update_fields=["is_staff", "is_superuser"])
+    group = _site_moderators_group()
+    if "moderator" in roles:
+        user.groups.add(group)
+    else:
+        user.groups.remove(group)
+
+
+def _site_moderators_group() -> Group:
+    group, created = Group.objects.get_or_create(name=SITE_MODERATORS_GROUP)
+    if created or not group.permissions.exists():
+        wanted = {tuple(name.split(".", 1)) for name in SITE_MODERATOR_PERMISSIONS}
+        candidates = Permission.objects.select_related("content_type").filter(
+            codename__in=[codename for _, codename in wanted]
+        )
+        group.permissions.set(
+            [p for p in candidates if (p.content_type.app_label, p.codename) in wanted]
+        )
+    return group

@@ -1,0 +1,7 @@
+"""Signals accounts sends for the apps above it to act on (sent inside the transaction)."""
+
+from django.dispatch import Signal
+
+# A user's profile exists (first sign-in, sign-up or any later `profile_ensure`); `user=`.
+# Receivers provision their side of the user idempotently (the messaging backend's user).
+user_provisioned = Signal()

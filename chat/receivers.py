@@ -1,0 +1,53 @@
+"""What chat does when something happens below it. Connected in `ChatConfig.ready()`.
+
+Each receiver runs inside the transaction of the change it follows, so both commit or neither.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_out
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from accounts.models import User
+from accounts.signals import user_provisioned
+from chat import events
+from chat.backends import get_backend
+from chat.services import channel_create, community_channels_join, community_channels_leave
+from chat.session import session_hash
+from communities.models import Community
+from communities.signals import community_created, member_joined, member_left
+
+
+@receiver(community_created, dispatch_uid="chat.community_created")
+def first_channel(sender: Any, community: Community, by: User, **kwargs: Any) -> None:
+    channel_create(community=community, name="general", by=None, topic="Say hello!")
+
+
+@receiver(member_joined, dispatch_uid="chat.member_joined")
+def join_channels(sender: Any, community: Community, user: User, **kwargs: Any) -> None:
+    community_channels_join(community=community, user=user)
+
+
+@receiver(member_left, dispatch_uid="chat.member_left")
+def leave_channels(sender: Any, community: Community, user: User, **kwargs: Any) -> None:
+    community_channels_leave(community=community, user=user)
+
+
+@receiver(user_provisioned, dispatch_uid="chat.user_provisioned")
+def messaging_user(sender: Any, user: User, **kwargs: Any) -> None:
+    get_backend().ensure_user(user)
+
+
+@receiver(user_logged_out, dispatch_uid="chat.user_logged_out")
+def close_sockets_on_logout(
+    sender: Any, request: HttpRequest | None, user: User | None, **kwargs: Any
+) -> None:
+    """Log-out closes the live sockets opened with that session."""
+    if user is None or request is None or not request.session.session_key:
+        return
+    events.control_on_commit(
+        events.user_key(user.pk), "close", session=session_hash(request.session.session_key)
+    )

@@ -1,0 +1,189 @@
+"""Every change to communities, memberships and join requests goes through here.
+
+What must follow in chat (a first channel, channel memberships, closed subscriptions) is done
+by chat's receivers of the signals sent here inside each transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import User
+from communities import policy
+from communities.models import Community, JoinRequest, Membership, Tag, new_invite_code
+from communities.signals import community_created, member_joined, member_left
+from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
+
+
+def _tags(names: Iterable[str]) -> list[Tag]:
+    cleaned = [slugify(n)[:40] for n in names]
+    return [Tag.objects.get_or_create(name=n)[0] for n in dict.fromkeys(c for c in cleaned if c)]
+
+
+def community_create(
+    *,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    tags: Iterable[str] = (),
+    visibility: str = Community.Visibility.PUBLIC,
+    by: User,
+) -> Community:
+    """Create a community owned by `by`, with its `general` channel."""
+    name = name.strip()
+    if not name:
+        raise Invalid("A community needs a name.")
+    if len(name) > 80:
+        raise TooLong("A community name has at most 80 characters.")
+    slug = slugify(slug or name)[:50]
+    if not slug:
+        raise Invalid("A community needs a name with letters or digits.")
+    if visibility not in Community.Visibility.values:
+        raise Invalid("Visibility is public or private.")
+    if len(description) > 2000:
+        raise TooLong("A description has at most 2000 characters.")
+    with transaction.atomic():
+        if Community.objects.filter(slug=slug).exists():
+            raise Conflict(f"The address /c/{slug}/ is taken; pick another name.")
+        community = Community.objects.create(
+            name=name, slug=slug, description=description, visibility=visibility, created_by=by
+        )
+        community.tags.set(_tags(tags))
+        Membership.objects.create(community=community, user=by, role=Membership.Role.OWNER)
+        community_created.send(sender=Community, community=community, by=by)
+    return community
+
+
+def community_update(
+    *, community: Community, by: User, description: str, tags: Iterable[str], visibility: str
+) -> Community:
+    if not policy.can_moderate(by, community):
+        raise Forbidden("Only moderators can change the community.")
+    if visibility not in Community.Visibility.values:
+        raise Invalid("Visibility is public or private.")
+    if len(description) > 2000:
+        raise TooLong("A description has at most 2000 characters.")
+    with transaction.atomic():
+        community.description = description
+        community.visibility = visibility
+        community.save(update_fields=["description", "visibility"])
+        community.tags.set(_tags(tags))
+    return community
+
+
+def community_invite_reset(*, community: Community, by: User) -> str:
+    if not policy.can_moderate(by, community):
+        raise Forbidden("Only moderators can reset the invite link.")
+    community.invite_code = new_invite_code()
+    community.save(update_fields=["invite_code"])
+    return community.invite_code
+
+
+# --- Memberships ----------------------------------------------------------------------------
+
+
+def _membership_add(community: Community, user: User) -> Membership:
+    membership, created = Membership.objects.get_or_create(community=community, user=user)
+    if created:
+        member_joined.send(sender=Membership, community=community, user=user)
+    return membership
+
+
+def membership_join(*, community: Community, user: User) -> Membership:
+    """Join a public community at once. Idempotent."""
+    if not community.is_public:
+        raise Forbidden("This community is private: ask to join or use an invite link.")
+    with transaction.atomic():
+        return _membership_add(community, user)
+
+
+def membership_join_by_invite(*, code: str, user: User) -> Membership:
+    community = Community.objects.filter(invite_code=code).first()
+    if community is None:
+        raise NotFound("This invite link is not valid any more.")
+    with transaction.atomic():
+        membership = _membership_add(community, user)
+        JoinRequest.objects.filter(
+            community=community, user=user, status=JoinRequest.Status.PENDING
+        ).update(status=JoinRequest.Status.APPROVED, decided_at=timezone.now())
+    return membership
+
+
+def join_request_create(*, community: Community, user: User, message: str = "") -> JoinRequest:
+    if community.is_public:
+        raise Invalid("This community is public: join it directly.")
+    if Membership.objects.filter(community=community, user=user).exists():
+        raise Conflict("You are already a member.")
+    if len(message) > 280:
+        raise TooLong("A request message has at most 280 characters.")
+    with transaction.atomic():
+        pending = JoinRequest.objects.filter(
+            community=community, user=user, status=JoinRequest.Status.PENDING
+        ).first()
+        if pending is not None:
+            return pending
+        return JoinRequest.objects.create(community=community, user=user, message=message)
+
+
+def join_request_decide(*, request: JoinRequest, by: User, approve: bool) -> JoinRequest:
+    if not policy.can_moderate(by, request.community_id):
+        raise Forbidden("Only moderators can answer join requests.")
+    if request.status != JoinRequest.Status.PENDING:
+        raise Conflict("This request was already answered.")
+    with transaction.atomic():
+        request.status = JoinRequest.Status.APPROVED if approve else JoinRequest.Status.REJECTED
+        request.decided_by = by
+        request.decided_at = timezone.now()
+        request.save(update_fields=["status", "decided_by", "decided_at"])
+        if approve:
+            _membership_add(request.community, request.user)
+    return request
+
+
+def membership_leave(*, community: Community, user: User) -> None:
+    membership = Membership.objects.filter(community=community, user=user).first()
+    if membership is None:
+        return
+    if membership.role == Membership.Role.OWNER:
+        owners = Membership.objects.filter(community=community, role=Membership.Role.OWNER)
+        if owners.count() == 1:
+            raise Invalid("You are the only owner: make someone else owner before leaving.")
+    with transaction.atomic():
+        member_left.send(sender=Membership, community=community, user=user)
+        membership.delete()
+
+
+def membership_remove(*, community: Community, user: User, by: User) -> None:
+    """A moderator removes a member; the member's sockets stop receiving at once."""
+    by_role = policy.role_of(by, community)
+    target = Membership.objects.filter(community=community, user=user).first()
+    if target is None:
+        raise NotFound("Not a member.")
+    if not policy.is_moderator_role(by_role):
+        raise Forbidden("Only moderators can remove members.")
+    if not policy.outranks(by_role, target.role):
+        raise Forbidden("Only an owner can remove moderators; owners cannot be removed.")
+    with transaction.atomic():
+        member_left.send(sender=Membership, community=community, user=user)
+        target.delete()
+
+
+def membership_set_role(*, community: Community, user: User, role: str, by: User) -> Membership:
+    if not policy.can_own(by, community):
+        raise Forbidden("Only owners can change roles.")
+    if role not in Membership.Role.values:
+        raise Invalid("Unknown role.")
+    membership = Membership.objects.filter(community=community, user=user).first()
+    if membership is None:
+        raise NotFound("Not a member.")
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        owners = Membership.objects.filter(community=community, role=Membership.Role.OWNER)
+        if owners.count() == 1:
+            raise Invalid("A community keeps at least one owner.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership

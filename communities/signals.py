@@ -1,0 +1,15 @@
+"""Signals communities sends for the apps above it (chat) to act on.
+
+Each is sent inside the transaction of the change, so a receiver's writes commit or roll back
+with it. Receivers are connected in their app's `AppConfig.ready()`.
+"""
+
+from django.dispatch import Signal
+
+# A community was created (`community=`, `by=`): chat gives it its first channel.
+community_created = Signal()
+# `user=` became a member of `community=`: chat adds them to its open channels.
+member_joined = Signal()
+# `user=` stopped being a member of `community=` (left or removed): chat takes them out of its
+# channels and closes their subscriptions at once.
+member_left = Signal()
