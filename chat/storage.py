@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import IO, Any
 
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile, File
@@ -28,6 +30,7 @@ from django.core.files.storage import FileSystemStorage, Storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from storages.backends.s3 import S3Storage
 
 from hobbies.errors import StorageUnavailable
 
@@ -81,9 +84,6 @@ def _build(config: tuple[Any, ...]) -> Storage:
     backend, root, bucket, region, endpoint, style, timeout, expiry = config
     if backend != "s3":
         return FileSystemStorage(location=root, base_url=None)
-    from botocore.config import Config
-    from storages.backends.s3 import S3Storage
-
     return S3Storage(
         bucket_name=bucket,
         region_name=region,
@@ -121,8 +121,6 @@ def _shared_client(config: tuple[Any, ...]) -> Any:
 
 @contextmanager
 def _s3_errors() -> Iterator[None]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         yield
     except (BotoCoreError, ClientError, OSError) as exc:
@@ -134,8 +132,6 @@ def _s3_errors() -> Iterator[None]:
 
 
 def _is_missing(exc: Exception) -> bool:
-    from botocore.exceptions import ClientError
-
     if not isinstance(exc, ClientError):
         return False
     code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -202,8 +198,6 @@ def save(key: str, content: IO[bytes] | bytes, content_type: str) -> None:
 def size(key: str) -> int | None:
     """The stored object's size in bytes, or None if nothing was stored under `key`."""
     if is_s3():
-        from botocore.exceptions import ClientError
-
         try:
             with _s3_errors():
                 head = _client().head_object(Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=key)

@@ -14,13 +14,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from chat.backends.base import MessagingBackend
+from chat.backends.local import LocalBackend
 
 
 @cache
 def get_backend() -> MessagingBackend:
     name = settings.MESSAGING_BACKEND
     if name == "local":
-        from chat.backends.local import LocalBackend
-
         return LocalBackend()
     raise ImproperlyConfigured(f"MESSAGING_BACKEND={name!r} is not known (try 'local').")

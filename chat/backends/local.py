@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from accounts.models import User
-    from chat.models import Channel, Message
+from accounts.models import User
+from chat.models import Channel, Message
+from chat.selectors import messages_page
 
 
 class LocalBackend:
@@ -36,6 +34,4 @@ class LocalBackend:
     def history(
         self, channel: Channel, *, before: int | None, limit: int
     ) -> tuple[list[Message], bool]:
-        from chat.selectors import messages_page
-
         return messages_page(channel, before=before, limit=limit)

@@ -1,4 +1,4 @@
-"""Accounts, profiles, communities and memberships, through the service functions."""
+"""Communities, memberships and join requests, through the service functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Account, directory and community pages, through the HTTP client, as a browser would see them."""
+"""Liveness and readiness endpoints."""
 
 from __future__ import annotations
 
