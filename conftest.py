@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Permission
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connections
@@ -22,7 +23,7 @@ from chat.hub import hub
 from chat.models import Channel, Message
 from chat.services import message_send
 from hobbies.models import Community, User
-from hobbies.services import community_create, membership_join, user_create
+from hobbies.services import community_create, membership_join, site_roles_set, user_create
 
 PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test accounts only
 
@@ -89,6 +90,36 @@ def carol(make_user: Callable[..., User], community: Community) -> User:
     """A plain member of the community (alice owns it, bob is a member too)."""
     user = make_user("carol", display_name="Carol Chen")
     membership_join(community=community, user=user)
+    return user
+
+
+@pytest.fixture
+def superuser(make_user: Callable[..., User]) -> User:
+    """A site admin: staff and superuser."""
+    user = make_user("root", display_name="Site Admin")
+    site_roles_set(user=user, roles={"admin"})
+    return user
+
+
+@pytest.fixture
+def site_moderator(make_user: Callable[..., User]) -> User:
+    """Staff in the site moderators group: moderates every community, in the admin too."""
+    user = make_user("warden", display_name="Site Moderator")
+    site_roles_set(user=user, roles={"moderator"})
+    return user
+
+
+@pytest.fixture
+def staff_viewer(make_user: Callable[..., User]) -> User:
+    """Staff who may view every admin page but moderates nothing.
+
+    No site role gives this (both include moderation): an admin would tick "staff status" and the
+    view permissions on the user's admin page. It shows what the services refuse in the admin.
+    """
+    user = make_user("viewer", display_name="Staff Viewer")
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
     return user
 
 
