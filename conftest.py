@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Permission
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connections
 from django.test import Client
 
 from accounts.models import User
-from accounts.services import user_create
+from accounts.services import site_roles_set, user_create
 from chat.hub import hub
 from chat.models import Channel, Message
 from chat.services import message_send
@@ -91,6 +92,36 @@ def carol(make_user: Callable[..., User], community: Community) -> User:
     """A plain member of the community (alice owns it, bob is a member too)."""
     user = make_user("carol", display_name="Carol Chen")
     membership_join(community=community, user=user)
+    return user
+
+
+@pytest.fixture
+def superuser(make_user: Callable[..., User]) -> User:
+    """A site admin: staff and superuser."""
+    user = make_user("root", display_name="Site Admin")
+    site_roles_set(user=user, roles={"admin"})
+    return user
+
+
+@pytest.fixture
+def site_moderator(make_user: Callable[..., User]) -> User:
+    """Staff in the site moderators group: moderates every community, in the admin too."""
+    user = make_user("warden", display_name="Site Moderator")
+    site_roles_set(user=user, roles={"moderator"})
+    return user
+
+
+@pytest.fixture
+def staff_viewer(make_user: Callable[..., User]) -> User:
+    """Staff who may view every admin page but moderates nothing.
+
+    No site role gives this (both include moderation): an admin would tick "staff status" and the
+    view permissions on the user's admin page. It shows what the services refuse in the admin.
+    """
+    user = make_user("viewer", display_name="Staff Viewer")
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
     return user
 
 

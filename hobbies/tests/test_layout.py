@@ -14,7 +14,6 @@ cycle, and imports sit at the top of a module (apps' `ready()` connecting receiv
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]

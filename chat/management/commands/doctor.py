@@ -1,9 +1,15 @@
-"""Check that this deployment can serve: database, migrations, channel layer, cache, settings."""
+"""Check that this deployment can serve: database, migrations, channel layer, cache, settings.
+
+Every failing check prints what went wrong and what to do about it, in this deployment's terms
+(the address it tried, the variable to change).
+"""
 
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -14,6 +20,16 @@ from django.db.migrations.executor import MigrationExecutor
 
 from chat.backends import get_backend
 from chat.hub import channel_layer
+
+KNOWN_BACKENDS = ["local"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    run: Callable[[], str]  # what was found; raises when the check fails
+    fix: Callable[[], str]  # what to do when it fails
+    needs_database: bool = False
 
 
 async def _layer_roundtrip() -> None:
@@ -33,7 +49,7 @@ def _migrations() -> str:
     executor = MigrationExecutor(connection)
     pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if pending:
-        raise CommandError(f"{len(pending)} migration(s) not applied: run `manage.py migrate`")
+        raise CommandError(f"{len(pending)} migration(s) not applied")
     return "all applied"
 
 
@@ -55,28 +71,68 @@ def _backend() -> str:
     return get_backend().name
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _database_fix() -> str:
+    db = settings.DATABASES["default"]
+    if connection.vendor == "sqlite":
+        return f"make sure {db['NAME']} can be written (HOBBIES_VAR_DIR), or set DATABASE_URL"
+    where = f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 'default port'}/{db['NAME']}"
+    return f"start {connection.display_name} at {where} and check its user, or fix DATABASE_URL"
+
+
+def _migrations_fix() -> str:
+    return "run `manage.py migrate` (or `manage.py setup`, which also collects static files)"
+
+
+def _redis_fix(setting: str) -> Callable[[], str]:
+    def fix() -> str:
+        if settings.REDIS_URL:
+            return f"start Redis at {_without_password(settings.REDIS_URL)}, or fix REDIS_URL"
+        return f"check {setting} in the settings (REDIS_URL is unset)"
+
+    return fix
+
+
+def _backend_fix() -> str:
+    return f"set MESSAGING_BACKEND to one of: {', '.join(KNOWN_BACKENDS)}"
+
+
+CHECKS = [
+    Check("database", _database, _database_fix),
+    Check("migrations", _migrations, _migrations_fix, needs_database=True),
+    Check("channel layer", _channel_layer, _redis_fix("CHANNEL_LAYERS")),
+    Check("cache", _cache, _redis_fix("CACHES")),
+    Check("messaging backend", _backend, _backend_fix),
+]
+
+
 class Command(BaseCommand):
     help = "Check the database, migrations, channel layer, cache and production settings."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        checks: list[tuple[str, Callable[[], str]]] = [
-            ("database", _database),
-            ("migrations", _migrations),
-            ("channel layer", _channel_layer),
-            ("cache", _cache),
-            ("messaging backend", _backend),
-        ]
-        failed = 0
-        for name, check in checks:
+        failed: list[str] = []
+        for check in CHECKS:
+            if check.needs_database and "database" in failed:
+                self.stdout.write(f"skip  {check.name}: needs the database")
+                continue
             try:
-                self.stdout.write(f"ok    {name}: {check()}")
+                self.stdout.write(f"ok    {check.name}: {check.run()}")
             except Exception as exc:
-                failed += 1
-                self.stdout.write(self.style.ERROR(f"FAIL  {name}: {exc}"))
+                failed.append(check.name)
+                problem = " ".join(str(exc).split())  # drivers' messages span several lines
+                self.stdout.write(self.style.ERROR(f"FAIL  {check.name}: {problem}"))
+                self.stdout.write(f"      fix: {check.fix()}")
         for warning in self._warnings():
             self.stdout.write(self.style.WARNING(f"warn  {warning}"))
         if failed:
-            raise CommandError(f"{failed} check(s) failed")
+            raise CommandError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
         self.stdout.write(self.style.SUCCESS("Ready to serve."))
 
     def _warnings(self) -> list[str]:
