@@ -5,15 +5,38 @@ PORT ?= 8000
 DEMO_PASSWORD ?= hobbies-demo-2026
 export DEMO_PASSWORD
 
-.PHONY: venv install run migrate seed test lint fmt bench bench-attachments clean chromium
+.PHONY: venv install install-dev lock run migrate seed test lint fmt bench bench-attachments clean chromium
 
-$(VENV)/.installed: requirements.txt
-	test -x $(PY) || python3 -m venv $(VENV)
+# Two hash-locked files, both made by `make lock` from pyproject.toml: requirements.txt holds what
+# the application imports at run time; requirements-dev.txt adds the test, lint, deploy and lock
+# tools, at the same versions for every package the two share. Each has its own stamp, so `make
+# run` and `make test` each install only what changed since they last did.
+$(PY):
+	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+
+$(VENV)/.runtime: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
-venv install: $(VENV)/.installed
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	touch $@
+
+venv install: $(VENV)/.runtime
+
+install-dev: $(VENV)/.dev
+
+# Re-pins both lock files from pyproject.toml, keeping every pin that still fits;
+# `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`) moves pins forward.
+LOCK_PYTHON ?= 3.11
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes \
+	--python-version $(LOCK_PYTHON) --custom-compile-command "make lock" $(LOCK_ARGS)
+
+lock: $(VENV)/.dev
+	$(UV_COMPILE) -o requirements.txt
+	$(UV_COMPILE) --group test --group lint --group deploy --group lock \
+	  -c requirements.txt -o requirements-dev.txt
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -34,22 +57,23 @@ chromium:
 	  echo "Installing Chromium for the browser tests (apt-get)…"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install chromium
+test: install-dev chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy hobbies accounts communities chat
+	$(VENV)/bin/cfn-lint deploy/cloudformation.yaml
 
-fmt: install
+fmt: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: migrate
+bench: install-dev migrate
 	$(PY) bench/fanout.py
 
-bench-attachments: install
+bench-attachments: install-dev
 	$(PY) bench/attachments.py
 
 clean:
