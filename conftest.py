@@ -140,11 +140,11 @@ def _test_settings(settings: Any, tmp_path: Any) -> None:
 
 def say(channel: Channel, author: User, body: str, reply_to: int | None = None) -> Message:
     """Post a message through the service, as a client with a fresh client_id would."""
-    message, created = message_send(
+    sent = message_send(
         channel=channel, author=author, body=body, client_id=uuid.uuid4(), reply_to=reply_to
     )
-    assert created
-    return message
+    assert sent.created
+    return sent.message
 
 
 def client_for(user: User) -> Client:

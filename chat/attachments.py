@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -45,10 +47,8 @@ MAX_NAME_LENGTH = 255
 INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
 
 
-def clean_filename(name: Any) -> str:
+def clean_filename(name: str) -> str:
     """The name shown to people and sent in `Content-Disposition`; refuses what it cannot keep."""
-    if not isinstance(name, str):
-        raise Invalid("A filename must be text.")
     name = unicodedata.normalize("NFC", name).strip()
     if any(unicodedata.category(ch) == "Cc" for ch in name):
         raise Invalid("A filename cannot contain control characters.")
@@ -64,12 +64,7 @@ def clean_filename(name: Any) -> str:
     return name
 
 
-def _clean_size(size: Any) -> int:
-    if isinstance(size, bool) or not isinstance(size, int):
-        if isinstance(size, str) and size.isdigit():
-            size = int(size)
-        else:
-            raise Invalid("size must be the file's size in bytes.")
+def _clean_size(size: int) -> int:
     if size <= 0:
         raise Invalid("The file is empty.")
     if size > settings.ATTACHMENT_MAX_BYTES:
@@ -77,10 +72,10 @@ def _clean_size(size: Any) -> int:
     return int(size)
 
 
-def _clean_declared_type(content_type: Any) -> str:
-    if content_type in (None, ""):
+def _clean_declared_type(content_type: str) -> str:
+    if content_type == "":
         return "application/octet-stream"
-    if not isinstance(content_type, str) or len(content_type) > 100:
+    if len(content_type) > 100:
         raise Invalid("content_type must be a MIME type.")
     base = images.normalize_type(content_type)
     kind, _, sub = base.partition("/")
@@ -99,18 +94,11 @@ def _human(size: int) -> str:
     return f"{size} bytes"  # pragma: no cover
 
 
-def _parse_id(value: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        raise NotFound("No such attachment.") from None
-
-
 # --- Uploading ------------------------------------------------------------------------------
 
 
 def attachment_start(
-    *, uploader: User, name: Any, size: Any, content_type: Any = ""
+    *, uploader: User, name: str, size: int, content_type: str = ""
 ) -> tuple[Attachment, storage.UploadTarget]:
     """Reserve an attachment and say where the browser uploads its bytes."""
     clean_name = clean_filename(name)
@@ -139,9 +127,9 @@ def attachment_start(
     return attachment, target
 
 
-def attachment_for_uploader(user: User, attachment_id: Any) -> Attachment:
+def attachment_for_uploader(user: User, attachment_id: uuid.UUID) -> Attachment:
     """The user's own attachment (pending or ready); another user's is reported as not found."""
-    attachment = Attachment.objects.filter(id=_parse_id(attachment_id), uploader=user).first()
+    attachment = Attachment.objects.filter(id=attachment_id, uploader=user).first()
     if attachment is None or not user.is_authenticated:
         raise NotFound("No such attachment.")
     return attachment
@@ -238,16 +226,16 @@ def attachment_delete(*, attachment: Attachment, by: User) -> None:
     _discard(attachment)
 
 
-def attachment_upload_direct(*, uploader: User, file: Any) -> Attachment:
+def attachment_upload_direct(*, uploader: User, file: UploadedFile) -> Attachment:
     """Start, upload and confirm in one step: the form post without JavaScript."""
     attachment, _ = attachment_start(
         uploader=uploader,
-        name=file.name,
-        size=file.size,
-        content_type=getattr(file, "content_type", "") or "",
+        name=file.name or "",
+        size=file.size or 0,
+        content_type=file.content_type or "",
     )
     try:
-        attachment_upload(attachment=attachment, by=uploader, file=file, size=file.size)
+        attachment_upload(attachment=attachment, by=uploader, file=file, size=file.size or 0)
         return attachment_confirm(attachment=attachment, by=uploader)
     except Exception:
         if Attachment.objects.filter(id=attachment.id).exists():
@@ -258,18 +246,9 @@ def attachment_upload_direct(*, uploader: User, file: Any) -> Attachment:
 # --- Sending ----------------------------------------------------------------------------------
 
 
-def clean_attachment_ids(ids: Any) -> list[uuid.UUID]:
-    """The `attachments` list of a send, checked for shape and count (no database access)."""
-    if ids in (None, ""):
-        return []
-    if not isinstance(ids, (list, tuple)):
-        raise Invalid("attachments must be a list of attachment ids.")
-    parsed: list[uuid.UUID] = []
-    for value in ids:
-        try:
-            parsed.append(uuid.UUID(str(value)))
-        except (TypeError, ValueError):
-            raise Invalid("attachments must be a list of attachment ids.") from None
+def attachment_ids_check(ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """The attachments of a send, checked for duplicates and count (no database access)."""
+    parsed = list(ids)
     if len(set(parsed)) != len(parsed):
         raise Invalid("The same attachment is listed twice.")
     if len(parsed) > settings.ATTACHMENT_MAX_PER_MESSAGE:

@@ -11,9 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -25,10 +23,11 @@ from accounts.models import User
 from chat import hub as hub_module
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
-from chat.models import Channel
-from chat.payloads import author_payload, message_payload, payload_of
+from chat.outbox import Outbox
+from chat.payloads import author_payload
 from chat.presence import presence_clear, presence_touch
-from chat.selectors import channel_for_member, message_for_member, messages_since
+from chat.replay import Replay, Subscription, replay
+from chat.selectors import channel_for_member, message_for_member
 from chat.services import (
     message_delete,
     message_edit,
@@ -40,26 +39,23 @@ from chat.services import (
 from chat.session import session_hash
 from chat.transport import SCOPE_KEY, Connection, Frame
 from hobbies.errors import DomainError, Invalid, NotFound, RateLimited, TooLong
+from hobbies.parsing import (
+    optional_id,
+    parse_count,
+    parse_id,
+    parse_text,
+    parse_uuid,
+    parse_uuid_list,
+    require_id,
+)
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
-CLOSE_TOO_SLOW = 4008
 CLOSE_LOGGED_OUT = 4001
 TYPING_INTERVAL = 2.0
 FRAME_BURST = 60
 FRAME_RATE = 20.0  # frames per second, refilled continuously
-DRAIN_POLL_SECONDS = 0.02
-
-
-@dataclass
-class Subscription:
-    community_id: int
-    # Newest id the subscribe covered (replayed, or already committed when it said `subscribed`).
-    covered_id: int = 0
-    # Live frames that arrive while the replay is being read wait here, in order.
-    pending: list[tuple[Frame, dict[str, Any]]] | None = field(default_factory=list)
-    last_typing: float = 0.0
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -81,13 +77,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             session_hash(session.session_key) if session and session.session_key else ""
         )
         self.subscriptions: dict[str, Subscription] = {}
-        self.outbox: deque[Frame] = deque()
-        self.connection: Connection = self.scope.get(SCOPE_KEY) or Connection()
-        self.wake = asyncio.Event()
-        self.closed = False
         self.tokens, self.tokens_at = float(FRAME_BURST), time.monotonic()
         await self.accept()
-        self.writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self.outbox = Outbox(
+            self.scope.get(SCOPE_KEY) or Connection(),
+            send_text=lambda text: self.base_send({"type": "websocket.send", "text": text}),
+            close=lambda code: self.close(code=code),
+            label=f"user {self.user_id}",
+        )
         self.me, self.community_ids = await database_sync_to_async(self._profile)()
         await hub.attach(user_key(self.user_id), self)
         if await sync_to_async(presence_touch)(self.user_id):
@@ -100,8 +97,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "subscriptions"):
             return
-        self.closed = True
-        self.writer.cancel()
+        self.outbox.stop()
         keys = [user_key(self.user_id), *self.subscriptions]
         keys += {community_key(s.community_id) for s in self.subscriptions.values()}
         self.subscriptions.clear()
@@ -122,68 +118,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- Outgoing ----------------------------------------------------------------------------
 
-    def _enqueue(self, frame: Frame) -> None:
-        if self.closed:
-            return
-        # Straight to the connection when nothing waits ahead of it and the client keeps up.
-        if (
-            not self.outbox
-            and self.connection.backlog() <= settings.CHAT_SOCKET_MAX_BUFFER_BYTES
-            and self.connection.write(frame)
-        ):
-            return
-        if len(self.outbox) >= settings.CHAT_SOCKET_MAX_PENDING:
-            self._too_slow(f"{len(self.outbox)} frames pending")
-            return
-        self.outbox.append(frame)
-        self.wake.set()
-
-    def _too_slow(self, why: str) -> None:
-        # The client cannot keep up: close, and let it reconnect and catch up with `since`.
-        logger.warning("closing socket of user %s: too slow (%s)", self.user_id, why)
-        self.closed = True
-        self.outbox.clear()
-        asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
+    @property
+    def closed(self) -> bool:
+        return self.outbox.closed
 
     def _reply(self, payload: dict[str, Any]) -> None:
-        self._enqueue(Frame(encode(payload)))
-
-    async def _write_loop(self) -> None:
-        limit = settings.CHAT_SOCKET_MAX_BUFFER_BYTES
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.outbox and not self.closed:
-                if self.connection.backlog() > limit and not await self._drained(limit):
-                    self._too_slow(f"{self.connection.backlog()} bytes unread")
-                    return
-                frame = self.outbox.popleft()
-                if not self.connection.write(frame):
-                    await self.base_send({"type": "websocket.send", "text": frame.text})
-
-    async def _drained(self, limit: int) -> bool:
-        """Wait for the transport to hand the client what it holds; False if it never does."""
-        deadline = time.monotonic() + settings.CHAT_SOCKET_DRAIN_SECONDS
-        while self.connection.backlog() > limit // 2:
-            if time.monotonic() > deadline or self.closed:
-                return False
-            await asyncio.sleep(DRAIN_POLL_SECONDS)
-        return True
+        self.outbox.put(Frame(encode(payload)))
 
     # Called by the hub, synchronously, for every event on a key this socket listens to.
     def deliver(self, key: str, frame: Frame, meta: dict[str, Any]) -> None:
         if key[0] == "c":
             sub = self.subscriptions.get(key)
-            if sub is None:
+            if sub is None or not sub.admit(frame, meta):
                 return
-            if sub.pending is not None:
-                sub.pending.append((frame, meta))
-                return
-            if meta.get("kind") == "message.new" and meta["id"] <= sub.covered_id:
-                return  # the subscribe already covered it
-            # Live messages are never dropped for being older than one sent before: two server
-            # processes may publish a channel's messages in the other order than they committed.
-        self._enqueue(frame)
+        self.outbox.put(frame)
 
     def control(self, key: str, event: dict[str, Any]) -> None:
         action = event.get("action")
@@ -196,10 +144,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
                 asyncio.get_running_loop().create_task(self._release(ckey, sub.community_id))
         elif action == "close" and event.get("session") == self.session_hash:
-            self.closed = True
-            self.outbox.clear()
             self.subscriptions.clear()
-            asyncio.get_running_loop().create_task(self.close(code=CLOSE_LOGGED_OUT))
+            self.outbox.close_with(CLOSE_LOGGED_OUT)
 
     async def _release(self, ckey: str, community_id: int) -> None:
         await hub.detach(ckey, self)
@@ -259,44 +205,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         since = frame.get("since")
-        if since is not None and (
-            not isinstance(since, int) or isinstance(since, bool) or since < 0
-        ):
-            raise Invalid("since is a message id or null.")
-        channel = await database_sync_to_async(channel_for_member)(self.user, frame.get("channel"))
+        since = None if since is None else parse_count(since, "since", text=False)
+        channel = await database_sync_to_async(channel_for_member)(
+            self.user, parse_id(frame.get("channel"))
+        )
         ckey = channel_key(channel.id)
         sub = Subscription(community_id=channel.community_id)
         self.subscriptions[ckey] = sub
-        # Listen first, then read: whatever commits after the read arrives live, and whatever
-        # committed before it is in the replay; `covered_id` drops the overlap.
+        # Listen first, then read (see chat.replay).
         await hub.attach(ckey, self)
         await hub.attach(community_key(channel.community_id), self)
-        replay, last_id, truncated = await database_sync_to_async(self._replay)(channel, since)
+        caught_up: Replay = await database_sync_to_async(replay)(channel, since)
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
-        for frame_text in replay:
-            self._enqueue(Frame(frame_text))
-        reply: dict[str, Any] = {"type": "subscribed", "channel": channel.id, "last_id": last_id}
-        if truncated:
+        for frame_text in caught_up.frames:
+            self.outbox.put(Frame(frame_text))
+        reply: dict[str, Any] = {
+            "type": "subscribed",
+            "channel": channel.id,
+            "last_id": caught_up.last_id,
+        }
+        if caught_up.truncated:
             reply["truncated"] = True
         self._reply(reply)
-        sub.covered_id = last_id
-        pending, sub.pending = sub.pending or [], None
-        for queued, meta in pending:
+        for queued, meta in sub.covered(caught_up.last_id):
             self.deliver(ckey, queued, meta)
 
-    def _replay(self, channel: Channel, since: int | None) -> tuple[list[str], int, bool]:
-        last_id = Channel.objects.values_list("last_message_id", flat=True).get(id=channel.id)
-        if since is None or since >= last_id:
-            return [], last_id, False
-        rows, truncated = messages_since(channel, since, settings.CHAT_REPLAY_LIMIT)
-        if truncated:
-            return [], last_id, True
-        frames = [encode({"type": "message.new", "message": message_payload(m)}) for m in rows]
-        return frames, max([last_id, *(m.id for m in rows)]), False
-
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
-        ckey = channel_key(_int(frame.get("channel"), "channel"))
+        ckey = channel_key(require_id(frame.get("channel"), "channel", text=False))
         sub = self.subscriptions.pop(ckey, None)
         if sub is None:
             raise NotFound("Not subscribed to that channel.")
@@ -309,20 +245,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._reply({"type": "message.ack", "client_id": str(client_id), "message": payload})
 
     def _send(self, frame: dict[str, Any]) -> dict[str, Any]:
-        channel = channel_for_member(self.user, frame.get("channel"))
-        reply_to = frame.get("reply_to")
-        message, _ = message_send(
+        client_id = parse_uuid(frame.get("client_id"), "client_id")
+        reply_to = optional_id(frame.get("reply_to"), "reply_to", text=False)
+        body = parse_text(frame.get("body"), "body", default="")
+        attachments = parse_uuid_list(frame.get("attachments"), "attachments")
+        channel = channel_for_member(self.user, parse_id(frame.get("channel")))
+        sent = message_send(
             channel=channel,
             author=self.user,
-            body=frame.get("body"),
-            client_id=frame.get("client_id"),
-            reply_to=None if reply_to is None else _int(reply_to, "reply_to"),
-            attachments=frame.get("attachments"),
+            body=body,
+            client_id=client_id,
+            reply_to=reply_to,
+            attachments=attachments,
         )
-        return payload_of(message)
+        return sent.payload
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
-        await database_sync_to_async(self._on_message)(frame, message_edit, body=frame.get("body"))
+        body = parse_text(frame.get("body"), "body")
+        await database_sync_to_async(self._on_message)(frame, message_edit, body=body)
 
     async def on_delete(self, frame: dict[str, Any]) -> None:
         await database_sync_to_async(self._on_message)(frame, message_delete)
@@ -334,15 +274,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(self._on_reaction)(frame, reaction_remove)
 
     def _on_message(self, frame: dict[str, Any], action: Callable[..., Any], **kwargs: Any) -> None:
-        message = message_for_member(self.user, frame.get("message"))
+        message = message_for_member(self.user, parse_id(frame.get("message")))
         action(message=message, by=self.user, **kwargs)
 
     def _on_reaction(self, frame: dict[str, Any], action: Callable[..., Any]) -> None:
-        message = message_for_member(self.user, frame.get("message"))
-        action(message=message, user=self.user, emoji=frame.get("emoji"))
+        emoji = parse_text(frame.get("emoji"), "emoji")
+        message = message_for_member(self.user, parse_id(frame.get("message")))
+        action(message=message, user=self.user, emoji=emoji)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
-        cid = _int(frame.get("channel"), "channel")
+        cid = require_id(frame.get("channel"), "channel", text=False)
         sub = self.subscriptions.get(channel_key(cid))
         if sub is None:
             raise NotFound("Subscribe to the channel first.")
@@ -355,12 +296,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_read(self, frame: dict[str, Any]) -> None:
-        marker = await database_sync_to_async(self._read)(frame)
-        self._reply({"type": "read", "channel": frame.get("channel"), "message": marker})
+        channel_id = parse_id(frame.get("channel"))
+        message_id = require_id(frame.get("message"), "message", text=False)
+        marker = await database_sync_to_async(self._read)(channel_id, message_id)
+        self._reply({"type": "read", "channel": channel_id, "message": marker})
 
-    def _read(self, frame: dict[str, Any]) -> int:
-        channel = channel_for_member(self.user, frame.get("channel"))
-        return read_mark(channel=channel, user=self.user, message_id=frame.get("message"))
+    def _read(self, channel_id: int | None, message_id: int) -> int:
+        channel = channel_for_member(self.user, channel_id)
+        return read_mark(channel=channel, user=self.user, message_id=message_id)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         self._reply({"type": "pong"})
@@ -379,9 +322,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "read": on_read,
         "ping": on_ping,
     }
-
-
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"{name} must be an id.")
-    return value

@@ -11,21 +11,21 @@ from django.db.models.functions import Coalesce
 from accounts.models import User
 from chat.models import Attachment, Channel, ChannelMember, Mention, Message
 from hobbies.errors import NotFound
-from hobbies.ids import parse_id
 
 MAX_MENTIONS = 25
 
 
-def channel_for_member(user: User, channel_id: int | str | None) -> Channel:
+def channel_for_member(user: User, channel_id: int | None) -> Channel:
     """The channel with this id, if the user is one of its members; else `NotFound`.
 
     Used by views, the API and the socket alike. A channel the user may not see is reported as
     not found, never as forbidden, so its existence does not leak.
     """
-    pk = parse_id(channel_id)
-    if pk is None or not user.is_authenticated:
+    if channel_id is None or not user.is_authenticated:
         raise NotFound("No such channel.")
-    channel = Channel.objects.visible_to(user).select_related("community").filter(id=pk).first()
+    channel = (
+        Channel.objects.visible_to(user).select_related("community").filter(id=channel_id).first()
+    )
     if channel is None:
         raise NotFound("No such channel.")
     return channel
@@ -43,9 +43,9 @@ def channel_by_name_for_member(user: User, slug: str, name: str) -> Channel:
     return channel
 
 
-def message_for_member(user: User, message_id: int | str | None) -> Message:
+def message_for_member(user: User, message_id: int | None) -> Message:
     """The message with this id, if the user is a member of its channel; else `NotFound`."""
-    pk = parse_id(message_id)
+    pk = message_id
     if pk is None or not user.is_authenticated:
         raise NotFound("No such message.")
     message = (
@@ -58,15 +58,12 @@ def message_for_member(user: User, message_id: int | str | None) -> Message:
     return message
 
 
-def attachment_for_member(user: User, attachment_id: Any) -> Attachment:
+def attachment_for_member(user: User, attachment_id: uuid.UUID) -> Attachment:
     """An attachment of a live message in a channel the user is a member of; else `NotFound`.
 
     The one check in front of every download and thumbnail, whatever URL the user holds.
     """
-    try:
-        attachment_uuid = uuid.UUID(str(attachment_id))
-    except (TypeError, ValueError):
-        raise NotFound("No such attachment.") from None
+    attachment_uuid = attachment_id
     if not user.is_authenticated:
         raise NotFound("No such attachment.")
     attachment = (

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
 from chat import events, policy
-from chat.attachments import attachments_claim, clean_attachment_ids
+from chat.attachments import attachment_ids_check, attachments_claim
 from chat.backends import get_backend
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
 from chat.payloads import message_payload
@@ -114,7 +117,7 @@ def community_channels_leave(*, community: Community, user: User) -> None:
     )
 
 
-def _channel_members_remove(user: User, members: Any) -> None:
+def _channel_members_remove(user: User, members: QuerySet[ChannelMember]) -> None:
     backend = get_backend()
     for member in members.select_related("channel"):
         backend.remove_member(member.channel, user)
@@ -125,11 +128,7 @@ def _channel_members_remove(user: User, members: Any) -> None:
 # --- Messages -------------------------------------------------------------------------------
 
 
-def _clean_body(body: Any, *, allow_empty: bool = False) -> str:
-    if body is None and allow_empty:
-        body = ""
-    if not isinstance(body, str):
-        raise Invalid("A message body must be text.")
+def _clean_body(body: str, *, allow_empty: bool = False) -> str:
     body = body.replace("\r\n", "\n").strip()
     if not body and not allow_empty:
         raise Invalid("A message cannot be empty.")
@@ -140,33 +139,36 @@ def _clean_body(body: Any, *, allow_empty: bool = False) -> str:
     return body
 
 
-def _parse_client_id(client_id: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(client_id))
-    except (TypeError, ValueError):
-        raise Invalid("client_id must be a UUID.") from None
+@dataclass(frozen=True)
+class Sent:
+    """What a send did: the message, whether this call created it (a retry did not), and its
+    payload as everyone was sent it (the sender's acknowledgement reuses it)."""
+
+    message: Message
+    created: bool
+    payload: dict[str, Any]
 
 
 def message_send(
     *,
     channel: Channel,
     author: User,
-    body: Any,
-    client_id: Any,
+    body: str,
+    client_id: uuid.UUID,
     reply_to: int | None = None,
-    attachments: Any = None,
-) -> tuple[Message, bool]:
-    """Post a message; returns it and whether it is new.
+    attachments: Sequence[uuid.UUID] = (),
+) -> Sent:
+    """Post a message.
 
     Idempotent on `(author, client_id)`: a retry returns the first message and broadcasts
     nothing. The caller has fetched `channel` with `channel_for_member`. `attachments` lists
     ids of the author's confirmed uploads; a message with attachments may have no text.
     """
-    cid = _parse_client_id(client_id)
+    cid = client_id
     existing = _existing(author, cid, channel)
     if existing is not None:
-        return existing, False
-    attachment_ids = clean_attachment_ids(attachments)
+        return Sent(existing, False, message_payload(existing))
+    attachment_ids = attachment_ids_check(attachments)
     text = _clean_body(body, allow_empty=bool(attachment_ids))
     if not policy.can_post(author, channel):
         raise Forbidden("Only moderators post in announcement channels.")
@@ -207,14 +209,16 @@ def message_send(
             if external_id:
                 message.external_id = external_id
                 message.save(update_fields=["external_id"])
-            _broadcast_message(message, "message.new")
+            built = _broadcast_message(message, "message.new")
     except IntegrityError:
         # The same client_id raced us; the first one won.
         existing = _existing(author, cid, channel)
         if existing is None:
             raise
-        return existing, False
-    return message, True
+        return Sent(existing, False, message_payload(existing))
+    # Committed and broadcast: the payload built for everyone. Inside an outer transaction the
+    # broadcast waits for its commit, and the payload is built here.
+    return Sent(message, True, built() or message_payload(_with_related(message.id)))
 
 
 def _existing(author: User, client_id: uuid.UUID, channel: Channel) -> Message | None:
@@ -227,25 +231,33 @@ def _existing(author: User, client_id: uuid.UUID, channel: Channel) -> Message |
         return None
     if found[1] != channel.id:
         raise Conflict("This client_id was already used in another channel.")
-    return Message.objects.with_related().get(id=found[0])
+    return _with_related(found[0])
 
 
-def _broadcast_message(message: Message, kind: str, **extra: Any) -> None:
+def _with_related(message_id: int) -> Message:
+    return Message.objects.with_related().get(id=message_id)
+
+
+def _broadcast_message(
+    message: Message, kind: str, **extra: Any
+) -> Callable[[], dict[str, Any] | None]:
+    """Broadcast the message's payload after commit; returns a getter for that payload (None
+    until the broadcast has been built)."""
     message_id, channel_id = message.id, message.channel_id
+    built: list[dict[str, Any]] = []
 
     def build() -> dict[str, Any]:
-        fresh = Message.objects.with_related().get(id=message_id)
-        payload = message_payload(fresh)
-        # The sender's acknowledgement reuses what was rendered for everyone.
-        message.payload = payload
+        payload = message_payload(_with_related(message_id))
+        built.append(payload)
         return {"type": kind, "message": payload, **extra}
 
     events.broadcast_on_commit(
         events.channel_key(channel_id), build, meta={"kind": kind, "id": message_id}
     )
+    return lambda: built[0] if built else None
 
 
-def message_edit(*, message: Message, by: User, body: Any) -> Message:
+def message_edit(*, message: Message, by: User, body: str) -> Message:
     if not policy.can_edit_message(by, message):
         raise Forbidden("You can only edit your own messages.")
     if message.is_deleted:
@@ -295,9 +307,7 @@ def message_delete(*, message: Message, by: User) -> Message:
 # --- Reactions ------------------------------------------------------------------------------
 
 
-def _clean_emoji(emoji: Any) -> str:
-    if not isinstance(emoji, str):
-        raise Invalid("An emoji must be text.")
+def _clean_emoji(emoji: str) -> str:
     emoji = unicodedata.normalize("NFC", emoji.strip())
     if not emoji or len(emoji) > MAX_EMOJI_LENGTH:
         raise Invalid("Pick one emoji.")
@@ -308,7 +318,7 @@ def _clean_emoji(emoji: Any) -> str:
     return emoji
 
 
-def reaction_add(*, message: Message, user: User, emoji: Any) -> Message:
+def reaction_add(*, message: Message, user: User, emoji: str) -> Message:
     emoji = _clean_emoji(emoji)
     if message.is_deleted:
         raise Invalid("You cannot react to a deleted message.")
@@ -320,7 +330,7 @@ def reaction_add(*, message: Message, user: User, emoji: Any) -> Message:
     return message
 
 
-def reaction_remove(*, message: Message, user: User, emoji: Any) -> Message:
+def reaction_remove(*, message: Message, user: User, emoji: str) -> Message:
     emoji = _clean_emoji(emoji)
     with transaction.atomic():
         removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
@@ -332,12 +342,8 @@ def reaction_remove(*, message: Message, user: User, emoji: Any) -> Message:
 # --- Read markers ---------------------------------------------------------------------------
 
 
-def read_mark(*, channel: Channel, user: User, message_id: Any) -> int:
+def read_mark(*, channel: Channel, user: User, message_id: int) -> int:
     """Move the user's read marker forward to `message_id`; returns the marker."""
-    try:
-        message_id = int(message_id)
-    except (TypeError, ValueError):
-        raise Invalid("message must be a message id.") from None
     with transaction.atomic():
         member = (
             ChannelMember.objects.select_for_update().filter(channel=channel, user=user).first()

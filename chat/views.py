@@ -16,17 +16,23 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import User
 from accounts.selectors import me
 from chat import attachments, policy, selectors, services, storage
 from chat.models import Attachment
-from chat.payloads import message_payload, payload_of, render_message
+from chat.payloads import message_payload, render_message
 from chat.presence import online_ids
 from communities import selectors as community_selectors
 from communities.policy import can_moderate, is_moderator_role, role_with
 from hobbies.errors import DomainError, Invalid, NotFound
 from hobbies.http import domain_errors
-from hobbies.ids import parse_id
+from hobbies.parsing import (
+    optional_id,
+    parse_count,
+    parse_id,
+    parse_text,
+    parse_uuid,
+    parse_uuid_list,
+)
 
 # --- Pages ----------------------------------------------------------------------------------
 
@@ -124,18 +130,19 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     try:
         # Files sent with the form (no JavaScript), and ids of files uploaded beforehand.
         files = [f for f in request.FILES.getlist("files") if f.name]
-        ids = request.POST.getlist("attachments")
-        attachments.clean_attachment_ids([*ids, *(uuid.uuid4() for _ in files)])
+        ids = parse_uuid_list(request.POST.getlist("attachments"), "attachments")
+        attachments.attachment_ids_check([*ids, *(uuid.uuid4() for _ in files)])
         for upload in files:
             # One by one, so that those made before a failure are known and removed.
             uploaded.append(attachments.attachment_upload_direct(uploader=user, file=upload))  # noqa: PERF401
+        client_id = request.POST.get("client_id")
         services.message_send(
             channel=channel,
             author=user,
             body=request.POST.get("body", ""),
-            client_id=request.POST.get("client_id") or uuid.uuid4(),
+            client_id=parse_uuid(client_id, "client_id") if client_id else uuid.uuid4(),
             reply_to=parse_id(reply_to),
-            attachments=[*ids, *(str(a.id) for a in uploaded)],
+            attachments=[*ids, *(a.id for a in uploaded)],
         )
     except DomainError as exc:
         for attachment in uploaded:
@@ -153,11 +160,15 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "add":
-            target = _community_user(channel.community_id, request.POST.get("user", ""))
+            target = community_selectors.member_of(
+                channel.community, parse_id(request.POST.get("user"))
+            )
             services.channel_member_add(channel=channel, user=target, by=user)
             messages.success(request, f"{target.display_name} can now read #{channel.name}.")
         elif action == "remove":
-            target = _community_user(channel.community_id, request.POST.get("user", ""))
+            target = community_selectors.member_of(
+                channel.community, parse_id(request.POST.get("user"))
+            )
             services.channel_member_remove(channel=channel, user=target, by=user)
             messages.success(request, f"{target.display_name} was removed from #{channel.name}.")
             if target == user:
@@ -185,15 +196,6 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
             "can_moderate": can_moderate(user, channel.community_id),
         },
     )
-
-
-def _community_user(community_id: int, user_id: str) -> User:
-    target = User.objects.filter(
-        id=parse_id(user_id) or 0, memberships__community_id=community_id
-    ).first()
-    if target is None:
-        raise NotFound("No such member.")
-    return target
 
 
 # --- JSON API -------------------------------------------------------------------------------
@@ -227,11 +229,7 @@ MAX_PAGE_SIZE = 200
 
 def _query_int(request: HttpRequest, name: str) -> int | None:
     raw = request.GET.get(name, "")
-    if raw == "":
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise Invalid(f"{name} must be a positive integer.")
-    return int(raw)
+    return None if raw == "" else parse_count(raw, name)
 
 
 @require_http_methods(["GET"])
@@ -248,16 +246,15 @@ def api_messages(
     channel = selectors.channel_for_member(me(request), channel_id)
     if request.method == "POST":
         data = _request_data(request)
-        reply_to = data.get("reply_to")
-        message, created = services.message_send(
+        sent = services.message_send(
             channel=channel,
             author=me(request),
-            body=data.get("body"),
-            client_id=data.get("client_id"),
-            reply_to=_as_id(reply_to, "reply_to"),
-            attachments=data.get("attachments"),
+            body=parse_text(data.get("body"), "body", default=""),
+            client_id=parse_uuid(data.get("client_id"), "client_id"),
+            reply_to=optional_id(data.get("reply_to"), "reply_to"),
+            attachments=parse_uuid_list(data.get("attachments"), "attachments"),
         )
-        return {"message": payload_of(message)}, 201 if created else 200
+        return {"message": sent.payload}, 201 if sent.created else 200
     before, after = _query_int(request, "before"), _query_int(request, "after")
     if before is not None and after is not None:
         raise Invalid("Give before or after, not both.")
@@ -283,15 +280,6 @@ def _request_data(request: HttpRequest) -> dict[str, Any]:
     if "attachments" in request.POST:
         form["attachments"] = request.POST.getlist("attachments")
     return form
-
-
-def _as_id(value: Any, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    pk = parse_id(value)
-    if pk is None:
-        raise Invalid(f"{name} must be a message id.")
-    return pk
 
 
 # --- Attachments ----------------------------------------------------------------------------
@@ -323,9 +311,9 @@ def api_attachment_start(request: HttpRequest) -> tuple[dict[str, Any], int]:
     data = _request_data(request)
     attachment, target = attachments.attachment_start(
         uploader=me(request),
-        name=data.get("name"),
-        size=data.get("size"),
-        content_type=data.get("content_type", ""),
+        name=parse_text(data.get("name"), "name"),
+        size=parse_count(data.get("size"), "size"),
+        content_type=parse_text(data.get("content_type"), "content_type", default=""),
     )
     upload = {"method": "POST", "url": target.url, "fields": target.fields, "file_field": "file"}
     return {"attachment": _attachment_body(attachment), "upload": upload}, 201
@@ -334,7 +322,9 @@ def api_attachment_start(request: HttpRequest) -> tuple[dict[str, Any], int]:
 @csrf_exempt  # the signed token in the form stands in for the CSRF token, like an S3 policy
 @require_http_methods(["POST"])
 @api_view
-def api_attachment_upload(request: HttpRequest, attachment_id: str) -> tuple[dict[str, Any], int]:
+def api_attachment_upload(
+    request: HttpRequest, attachment_id: uuid.UUID
+) -> tuple[dict[str, Any], int]:
     """The local upload target (the S3 path uploads to the bucket instead)."""
     user = me(request)
     attachment = attachments.attachment_for_uploader(user, attachment_id)
@@ -357,7 +347,7 @@ def api_attachment_upload(request: HttpRequest, attachment_id: str) -> tuple[dic
 
 @require_http_methods(["POST"])
 @api_view
-def api_attachment_confirm(request: HttpRequest, attachment_id: str) -> dict[str, Any]:
+def api_attachment_confirm(request: HttpRequest, attachment_id: uuid.UUID) -> dict[str, Any]:
     user = me(request)
     attachment = attachments.attachment_for_uploader(user, attachment_id)
     attachment = attachments.attachment_confirm(attachment=attachment, by=user)
@@ -366,7 +356,7 @@ def api_attachment_confirm(request: HttpRequest, attachment_id: str) -> dict[str
 
 @require_http_methods(["DELETE"])
 @api_view
-def api_attachment_delete(request: HttpRequest, attachment_id: str) -> dict[str, Any]:
+def api_attachment_delete(request: HttpRequest, attachment_id: uuid.UUID) -> dict[str, Any]:
     user = me(request)
     attachment = attachments.attachment_for_uploader(user, attachment_id)
     attachments.attachment_delete(attachment=attachment, by=user)
@@ -376,7 +366,7 @@ def api_attachment_delete(request: HttpRequest, attachment_id: str) -> dict[str,
 @login_required
 @require_GET
 @domain_errors
-def attachment_download(request: HttpRequest, attachment_id: str) -> HttpResponse:
+def attachment_download(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponse:
     """The file, for members of the message's channel; images show inline, the rest downloads."""
     attachment = selectors.attachment_for_member(me(request), attachment_id)
     return _served(
@@ -390,7 +380,7 @@ def attachment_download(request: HttpRequest, attachment_id: str) -> HttpRespons
 @login_required
 @require_GET
 @domain_errors
-def attachment_thumbnail(request: HttpRequest, attachment_id: str) -> HttpResponse:
+def attachment_thumbnail(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponse:
     attachment = selectors.attachment_for_member(me(request), attachment_id)
     if not attachment.is_image:
         raise NotFound("This attachment has no thumbnail.")

@@ -81,11 +81,13 @@ def community_by_invite(code: str) -> Community:
     return community
 
 
-def join_request_for_moderator(user: User, community: Community, request_id: int) -> JoinRequest:
+def join_request_for_moderator(
+    user: User, community: Community, request_id: int | None
+) -> JoinRequest:
     """A join request of a community the user moderates; else `NotFound`."""
     join_request = (
         JoinRequest.objects.select_related("community", "user")
-        .filter(community=community, id=request_id)
+        .filter(community=community, id=request_id or 0)
         .first()
     )
     if join_request is None or not policy.can_moderate(user, community):
@@ -93,9 +95,9 @@ def join_request_for_moderator(user: User, community: Community, request_id: int
     return join_request
 
 
-def member_of(community: Community, user_id: int) -> User:
+def member_of(community: Community, user_id: int | None) -> User:
     """A member of the community by user id; else `NotFound`."""
-    member = User.objects.filter(id=user_id, memberships__community=community).first()
+    member = User.objects.filter(id=user_id or 0, memberships__community=community).first()
     if member is None:
         raise NotFound("No such member.")
     return member

@@ -14,7 +14,7 @@ from communities import policy, selectors, services
 from communities.models import Community, Membership
 from hobbies.errors import DomainError, NotFound
 from hobbies.http import domain_errors
-from hobbies.ids import parse_id
+from hobbies.parsing import parse_id
 
 
 def directory(request: HttpRequest) -> HttpResponse:
@@ -109,7 +109,7 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
         if action in ("approve", "reject"):
             services.join_request_decide(
                 request=selectors.join_request_for_moderator(
-                    user, item, _post_id(request, "request")
+                    user, item, parse_id(request.POST.get("request"))
                 ),
                 by=user,
                 approve=action == "approve",
@@ -117,10 +117,10 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
         elif action == "reset_invite":
             services.community_invite_reset(community=item, by=user)
         elif action == "remove":
-            target = selectors.member_of(item, _post_id(request, "user"))
+            target = selectors.member_of(item, parse_id(request.POST.get("user")))
             services.membership_remove(community=item, user=target, by=user)
         elif action == "role":
-            target = selectors.member_of(item, _post_id(request, "user"))
+            target = selectors.member_of(item, parse_id(request.POST.get("user")))
             services.membership_set_role(
                 community=item, user=target, role=request.POST.get("role", ""), by=user
             )
@@ -141,10 +141,3 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
             "roles": Membership.Role.choices,
         },
     )
-
-
-def _post_id(request: HttpRequest, name: str) -> int:
-    pk = parse_id(request.POST.get(name, ""))
-    if pk is None:
-        raise NotFound(f"No such {name}.")
-    return pk

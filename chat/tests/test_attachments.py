@@ -327,7 +327,11 @@ def test_non_member_cannot_download_even_with_exact_url(
     secret = channel_create(community=community, name="secret", kind=Channel.Kind.PRIVATE, by=alice)
     confirmed = upload(alice, "plan.png", png(), "image/png")["attachment"]
     message_send(
-        channel=secret, author=alice, body="", client_id=uuid.uuid4(), attachments=[confirmed["id"]]
+        channel=secret,
+        author=alice,
+        body="",
+        client_id=uuid.uuid4(),
+        attachments=[uuid.UUID(confirmed["id"])],
     )
     urls = [f"/attachments/{confirmed['id']}/", f"/attachments/{confirmed['id']}/thumbnail/"]
     for url in urls:
@@ -343,13 +347,13 @@ def test_non_member_cannot_download_even_with_exact_url(
 
 def test_deleted_message_attachments_are_not_served(upload, store, alice, bob, general):
     confirmed = upload(alice, "oops.png", png(), "image/png")["attachment"]
-    message, _ = message_send(
+    message = message_send(
         channel=general,
         author=alice,
         body="",
         client_id=uuid.uuid4(),
-        attachments=[confirmed["id"]],
-    )
+        attachments=[uuid.UUID(confirmed["id"])],
+    ).message
     assert fetch(client_for(bob), f"/attachments/{confirmed['id']}/")[0] == 200
     message_delete(message=message, by=alice)
     assert client_for(bob).get(f"/attachments/{confirmed['id']}/").status_code == 404
@@ -414,9 +418,13 @@ def test_purge_removes_stale_uploads_and_says_what(upload, store, alice, general
 
 def test_purge_removes_files_of_long_deleted_messages(upload, store, alice, general, capsys):
     confirmed = upload(alice, "gone.png", png(), "image/png")["attachment"]["id"]
-    message, _ = message_send(
-        channel=general, author=alice, body="", client_id=uuid.uuid4(), attachments=[confirmed]
-    )
+    message = message_send(
+        channel=general,
+        author=alice,
+        body="",
+        client_id=uuid.uuid4(),
+        attachments=[uuid.UUID(confirmed)],
+    ).message
     message_delete(message=message, by=alice)
     call_command("purge_attachments")
     assert Attachment.objects.count() == 1  # kept for moderators a while

@@ -314,24 +314,24 @@ async def test_message_committed_during_subscribe_arrives_exactly_once(
     connect, alice, bob, general, monkeypatch, when
 ):
     """Another writer commits while the replay is being read: no gap, no duplicate."""
-    from chat.consumers import ChatConsumer
+    from chat import consumers
 
     seen = await db(say)(general, alice, "seen")
-    original = ChatConsumer._replay
+    original = consumers.replay
 
-    def replay_with_concurrent_writer(self, channel, since):
+    def replay_with_concurrent_writer(channel, since):
         if when == "before the read":
             say(general, alice, "concurrent")
-            return original(self, channel, since)
-        result = original(self, channel, since)
+            return original(channel, since)
+        result = original(channel, since)
         say(general, alice, "concurrent")
         return result
 
-    monkeypatch.setattr(ChatConsumer, "_replay", replay_with_concurrent_writer)
+    monkeypatch.setattr(consumers, "replay", replay_with_concurrent_writer)
     b = await connect(bob)
     await b.send({"type": "subscribe", "channel": general.id, "since": seen.id})
     frames = await b.until("subscribed")
-    monkeypatch.setattr(ChatConsumer, "_replay", original)
+    monkeypatch.setattr(consumers, "replay", original)
     await db(say)(general, alice, "sentinel")
     frames += await b.until("message.new")
     while frames[-1].get("message", {}).get("body") != "sentinel":

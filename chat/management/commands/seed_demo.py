@@ -1,5 +1,6 @@
 """Demo data: a few hobby communities with channels, and the users alice, bob and carol."""
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -88,7 +89,7 @@ class Command(BaseCommand):
                         channel=general,
                         author=users[author],
                         body=body,
-                        client_id=f"00000000-0000-4000-8000-{i:012d}",
+                        client_id=uuid.UUID(f"00000000-0000-4000-8000-{i:012d}"),
                     )
         self.stdout.write(
             self.style.SUCCESS(

@@ -1,0 +1,94 @@
+"""What leaves one socket: a bounded outbox with back-pressure.
+
+A frame goes straight to the connection when nothing waits ahead of it and the client keeps up;
+otherwise it queues. A client that falls too far behind (too many frames queued, or a transport
+backlog that does not drain in time) is closed with `CLOSE_TOO_SLOW`: it reconnects and catches
+up with `since`, so nothing is lost, and one slow reader never holds the others back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from django.conf import settings
+
+from chat.transport import Connection, Frame
+
+logger = logging.getLogger("chat.consumers")
+
+CLOSE_TOO_SLOW = 4008
+DRAIN_POLL_SECONDS = 0.02
+
+
+class Outbox:
+    def __init__(
+        self,
+        connection: Connection,
+        send_text: Callable[[str], Coroutine[Any, Any, None]],
+        close: Callable[[int], Coroutine[Any, Any, None]],
+        label: str,
+    ) -> None:
+        self.connection = connection
+        self._send_text = send_text
+        self._close = close
+        self._label = label
+        self._queue: deque[Frame] = deque()
+        self._wake = asyncio.Event()
+        self.closed = False
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def put(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        if (
+            not self._queue
+            and self.connection.backlog() <= settings.CHAT_SOCKET_MAX_BUFFER_BYTES
+            and self.connection.write(frame)
+        ):
+            return
+        if len(self._queue) >= settings.CHAT_SOCKET_MAX_PENDING:
+            self.close_too_slow(f"{len(self._queue)} frames pending")
+            return
+        self._queue.append(frame)
+        self._wake.set()
+
+    def close_too_slow(self, why: str) -> None:
+        logger.warning("closing socket of %s: too slow (%s)", self._label, why)
+        self.close_with(CLOSE_TOO_SLOW)
+
+    def close_with(self, code: int) -> None:
+        """Drop what is queued and close the socket with `code`."""
+        self.stop()
+        asyncio.get_running_loop().create_task(self._close(code))
+
+    def stop(self) -> None:
+        self.closed = True
+        self._queue.clear()
+        self._writer.cancel()
+
+    async def _write_loop(self) -> None:
+        limit = settings.CHAT_SOCKET_MAX_BUFFER_BYTES
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue and not self.closed:
+                if self.connection.backlog() > limit and not await self._drained(limit):
+                    self.close_too_slow(f"{self.connection.backlog()} bytes unread")
+                    return
+                frame = self._queue.popleft()
+                if not self.connection.write(frame):
+                    await self._send_text(frame.text)
+
+    async def _drained(self, limit: int) -> bool:
+        """Wait for the transport to hand the client what it holds; False if it never does."""
+        deadline = time.monotonic() + settings.CHAT_SOCKET_DRAIN_SECONDS
+        while self.connection.backlog() > limit // 2:
+            if time.monotonic() > deadline or self.closed:
+                return False
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        return True

@@ -1,0 +1,85 @@
+"""Input as it arrives in frames, forms, query strings and JSON bodies, parsed once at the edge.
+
+Views and frame handlers parse with these and hand typed values to fetches and services, which
+never see raw request data. Each parser either returns the typed value or raises `Invalid` with
+a message that names the field.
+
+Frames are JSON, so their numbers must be JSON numbers (`text=False`); forms and query strings
+carry digits as text.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from hobbies.errors import Invalid
+
+
+def parse_id(value: object) -> int | None:
+    """A positive int, or a string of ASCII digits, as an id; anything else is None.
+
+    For ids looked up by a permission-checked fetch, which reports None as not found.
+    `int()` alone would take `True` for 1, `1.9` for 1 and `"²"` for a digit (then fail).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value) or None
+    return None
+
+
+def require_id(value: object, name: str, *, text: bool = True) -> int:
+    """An id that must be there and well formed."""
+    pk = parse_id(value) if text or not isinstance(value, str) else None
+    if pk is None:
+        raise Invalid(f"{name} must be an id.")
+    return pk
+
+
+def optional_id(value: object, name: str, *, text: bool = True) -> int | None:
+    """An id, or None when absent (None, or "" where text is accepted)."""
+    if value is None or (text and value == ""):
+        return None
+    return require_id(value, name, text=text)
+
+
+def parse_count(value: object, name: str, *, text: bool = True) -> int:
+    """A non-negative integer: a position, a `since`, a limit."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    if text and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    raise Invalid(f"{name} must be a non-negative integer.")
+
+
+def parse_uuid(value: object, name: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise Invalid(f"{name} must be a UUID.")
+
+
+def parse_uuid_list(value: object, name: str) -> list[uuid.UUID]:
+    """A list of UUIDs; absent (None or "") is the empty list."""
+    if value is None or value == "":
+        return []
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise Invalid(f"{name} must be a list of ids.")
+    try:
+        return [parse_uuid(item, name) for item in value]
+    except Invalid:
+        raise Invalid(f"{name} must be a list of ids.") from None
+
+
+def parse_text(value: object, name: str, *, default: str | None = None) -> str:
+    """Text; absent (None) is `default` when one is given."""
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be text.")
+    return value
