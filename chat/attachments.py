@@ -16,7 +16,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django.conf import settings
@@ -285,7 +285,7 @@ class Purged:
     reason: str
 
 
-def attachment_purge_stale(*, now: Any = None) -> list[Purged]:
+def attachment_purge_stale(*, now: datetime | None = None) -> list[Purged]:
     """Remove uploads never sent after `ATTACHMENT_STALE_AFTER`, and the files of messages
     deleted more than `ATTACHMENT_DELETED_RETENTION` ago. Safe to run again at any time."""
     now = now or timezone.now()
