@@ -1,4 +1,4 @@
-"""The role policy, walked as a table: every kind of person × every action it decides."""
+"""The role policy, walked as a table: every kind of person by every action it decides."""
 
 from __future__ import annotations
 
