@@ -106,10 +106,6 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.community} ({self.role})"
 
-    @property
-    def is_moderator(self) -> bool:
-        return self.role in (self.Role.OWNER, self.Role.MODERATOR)
-
 
 class JoinRequest(models.Model):
     class Status(models.TextChoices):
