@@ -204,7 +204,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tokens -= 1
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
-        since = frame.get("since")
+        seq, since = frame.get("seq"), frame.get("since")
+        seq = None if seq is None else parse_count(seq, "seq", text=False)
         since = None if since is None else parse_count(since, "since", text=False)
         channel = await database_sync_to_async(channel_for_member)(
             self.user, parse_id(frame.get("channel"))
@@ -215,7 +216,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Listen first, then read (see chat.replay).
         await hub.attach(ckey, self)
         await hub.attach(community_key(channel.community_id), self)
-        caught_up: Replay = await database_sync_to_async(replay)(channel, since)
+        caught_up: Replay = await database_sync_to_async(replay)(channel, seq=seq, since=since)
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
         for frame_text in caught_up.frames:
@@ -224,11 +225,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "type": "subscribed",
             "channel": channel.id,
             "last_id": caught_up.last_id,
+            "last_seq": caught_up.last_seq,
         }
         if caught_up.truncated:
             reply["truncated"] = True
         self._reply(reply)
-        for queued, meta in sub.covered(caught_up.last_id):
+        for queued, meta in sub.covered(caught_up.last_seq):
             self.deliver(ckey, queued, meta)
 
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -34,9 +34,10 @@ class Channel(models.Model):
     name = models.SlugField(max_length=50)
     topic = models.CharField(max_length=250, blank=True)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.OPEN)
-    # Id of the newest message; written under the channel's row lock with each send, so message
-    # ids of one channel are committed in increasing order.
+    # Id and position of the newest message; written under the channel's row lock with each
+    # send, so ids of one channel commit in increasing order and positions have no gaps.
     last_message_id = models.BigIntegerField(default=0)
+    last_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -98,6 +99,9 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
     )
     client_id = models.UUIDField()
+    # The message's position in its channel: 1, 2, 3… with no gaps, so a client that has every
+    # position up to N knows it missed nothing (docs/protocol.md).
+    seq = models.BigIntegerField()
     body = models.TextField()
     # Sanitized HTML of `body`, rendered once when the body is written.
     body_html = models.TextField()
@@ -114,14 +118,12 @@ class Message(models.Model):
 
     objects = MessageQuerySet.as_manager()
 
-    # Not stored: the MESSAGE payload built for this object's broadcast, which the sender's
-    # acknowledgement reuses instead of rendering the message again.
-    payload: dict[str, Any] | None = None
-
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["author", "client_id"], name="message_client_id_unique")
+            models.UniqueConstraint(fields=["author", "client_id"], name="message_client_id_unique"),
+            models.UniqueConstraint(fields=["channel", "seq"], name="message_channel_seq_unique"),
+            models.CheckConstraint(condition=Q(seq__gt=0), name="message_seq_positive"),
         ]
         indexes = [models.Index(fields=["channel", "id"], name="message_channel_id")]
 

@@ -97,6 +97,7 @@ def message_payload(message: Message) -> dict[str, Any]:
     deleted = message.is_deleted
     return {
         "id": message.id,
+        "seq": message.seq,
         "channel": message.channel_id,
         "author": author_payload(message.author),
         "body": "" if deleted else message.body,

@@ -159,13 +159,14 @@ def messages_page(
     return list(reversed(rows[:limit])), has_more
 
 
-def messages_since(channel: Channel, since: int, limit: int) -> tuple[list[Message], bool]:
-    """Messages newer than `since`, oldest first; `truncated` if there are more than `limit`."""
-    rows = list(
-        Message.objects.with_related()
-        .filter(channel=channel, id__gt=since)
-        .order_by("id")[: limit + 1]
-    )
+def messages_after(
+    channel: Channel, *, seq: int | None = None, since: int | None = None, limit: int
+) -> tuple[list[Message], bool]:
+    """Messages after position `seq` (or after message id `since`), in order; `truncated` if
+    there are more than `limit`."""
+    qs = Message.objects.with_related().filter(channel=channel)
+    qs = qs.filter(seq__gt=seq) if seq is not None else qs.filter(id__gt=since or 0)
+    rows = list(qs.order_by("seq")[: limit + 1])
     return rows[:limit], len(rows) > limit
 
 

@@ -182,20 +182,21 @@ def message_send(
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
     try:
         with transaction.atomic():
-            # The row lock orders sends per channel: ids commit in increasing order, so a
-            # client replaying `since` its last seen id never skips one committed later.
+            # The row lock orders sends per channel: ids commit in increasing order and each
+            # message takes the next position (`seq`), so positions have no gaps.
             locked = Channel.objects.select_for_update().get(id=channel.id)
             message = Message.objects.create(
                 channel=locked,
                 author=author,
                 client_id=cid,
+                seq=locked.last_seq + 1,
                 body=text,
                 body_html=rendered.html,
                 reply_to=parent,
             )
-            locked.last_message_id = message.id
-            locked.save(update_fields=["last_message_id"])
-            channel.last_message_id = message.id
+            locked.last_message_id, locked.last_seq = message.id, message.seq
+            locked.save(update_fields=["last_message_id", "last_seq"])
+            channel.last_message_id, channel.last_seq = message.id, message.seq
             Mention.objects.bulk_create(
                 Mention(message=message, user_id=uid, channel=locked)
                 for uid in rendered.mentioned_ids
@@ -252,7 +253,9 @@ def _broadcast_message(
         return {"type": kind, "message": payload, **extra}
 
     events.broadcast_on_commit(
-        events.channel_key(channel_id), build, meta={"kind": kind, "id": message_id}
+        events.channel_key(channel_id),
+        build,
+        meta={"kind": kind, "id": message_id, "seq": message.seq},
     )
     return lambda: built[0] if built else None
 

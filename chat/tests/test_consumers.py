@@ -157,7 +157,12 @@ async def test_replay_since_sends_exactly_the_missed_messages(connect, alice, bo
     replayed = [(await b.recv_type("message.new"))["message"]["id"] for _ in missed]
     subscribed = await b.recv_type("subscribed")
     assert replayed == missed
-    assert subscribed == {"type": "subscribed", "channel": general.id, "last_id": missed[-1]}
+    assert subscribed == {
+        "type": "subscribed",
+        "channel": general.id,
+        "last_id": missed[-1],
+        "last_seq": 5,
+    }
     # Live messages follow, without repeats.
     await db(say)(general, alice, "live")
     await db(say)(general, alice, "live too")
@@ -168,7 +173,12 @@ async def test_replay_when_up_to_date_sends_nothing(connect, alice, bob, general
     last = await db(say)(general, alice, "only")
     b = await connect(bob)
     subscribed = await b.subscribe(general.id, since=last.id)  # fails on any message first
-    assert subscribed == {"type": "subscribed", "channel": general.id, "last_id": last.id}
+    assert subscribed == {
+        "type": "subscribed",
+        "channel": general.id,
+        "last_id": last.id,
+        "last_seq": last.seq,
+    }
     await db(say)(general, alice, "next")
     assert await next_body(b) == "next"
 
@@ -185,8 +195,27 @@ async def test_replay_over_the_limit_says_truncated(connect, alice, bob, general
         "type": "subscribed",
         "channel": general.id,
         "last_id": last.id,
+        "last_seq": last.seq,
         "truncated": True,
     }
+
+
+async def test_resume_by_position_replays_every_missed_position_once(
+    connect, alice, bob, general
+):
+    """A client that holds positions 1..2 and 4 (3 arrived late, or never) resumes with seq=2:
+    it gets 3, 4 and 5 in order — the gap is filled, nothing skipped for being older."""
+    sent = [await db(say)(general, alice, f"m{n}") for n in range(1, 6)]
+    assert [m.seq for m in sent] == [1, 2, 3, 4, 5]
+    b = await connect(bob)
+    await b.send({"type": "subscribe", "channel": general.id, "seq": 2})
+    replayed = [(await b.recv_type("message.new"))["message"]["seq"] for _ in range(3)]
+    subscribed = await b.recv_type("subscribed")
+    assert replayed == [3, 4, 5]
+    assert subscribed["last_seq"] == 5
+    await db(say)(general, alice, "live")
+    frame = await b.recv_type("message.new")
+    assert (frame["message"]["body"], frame["message"]["seq"]) == ("live", 6)
 
 
 # --- Being removed --------------------------------------------------------------------------
@@ -319,11 +348,11 @@ async def test_message_committed_during_subscribe_arrives_exactly_once(
     seen = await db(say)(general, alice, "seen")
     original = consumers.replay
 
-    def replay_with_concurrent_writer(channel, since):
+    def replay_with_concurrent_writer(channel, **resume):
         if when == "before the read":
             say(general, alice, "concurrent")
-            return original(channel, since)
-        result = original(channel, since)
+            return original(channel, **resume)
+        result = original(channel, **resume)
         say(general, alice, "concurrent")
         return result
 
@@ -354,11 +383,11 @@ async def test_live_messages_published_out_of_order_all_arrive(connect, bob, gen
     from chat.hub import frame_event, publish
 
     b = await connect(bob)
-    covered = (await b.subscribe(general.id))["last_id"]
-    for message_id in (covered + 2, covered + 1):
-        payload = {"type": "message.new", "message": {"id": message_id, "channel": general.id}}
-        meta = {"kind": "message.new", "id": message_id}
+    covered = (await b.subscribe(general.id))["last_seq"]
+    for seq in (covered + 2, covered + 1):
+        payload = {"type": "message.new", "message": {"seq": seq, "channel": general.id}}
+        meta = {"kind": "message.new", "id": 1000 + seq, "seq": seq}
         await publish(frame_event(channel_key(general.id), payload, meta))
     first = await b.recv_type("message.new")
     second = await b.recv_type("message.new")
-    assert [first["message"]["id"], second["message"]["id"]] == [covered + 2, covered + 1]
+    assert [first["message"]["seq"], second["message"]["seq"]] == [covered + 2, covered + 1]
