@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_LOGGED_OUT = 4001
+CLOSE_RECONNECT = 4012
 TYPING_INTERVAL = 2.0
 FRAME_BURST = 60
 FRAME_RATE = 20.0  # frames per second, refilled continuously
@@ -146,6 +147,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif action == "close" and event.get("session") == self.session_hash:
             self.subscriptions.clear()
             self.outbox.close_with(CLOSE_LOGGED_OUT)
+        elif action == "reconnect":
+            # The hub lost events (channel layer restarted): resume from the database.
+            self.subscriptions.clear()
+            self.outbox.close_with(CLOSE_RECONNECT)
 
     async def _release(self, ckey: str, community_id: int) -> None:
         await hub.detach(ckey, self)

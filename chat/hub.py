@@ -5,6 +5,19 @@ listens to a key (`c:<channel id>`, `m:<community id>`, `u:<user id>`), the hub'
 that key's group, so every event reaches each process once. The event carries a frame already
 encoded as JSON text; the hub hands that same string to each local socket. No per-recipient
 channel-layer message and no per-recipient `json.dumps`.
+
+The channel layer is only a wake-up; the database is the record. Two loops keep the hub honest
+when the layer is not:
+
+- **Heads** (every `CHAT_HEAD_INTERVAL` seconds): one query reads the newest position of every
+  channel with local listeners. A channel whose head stays ahead of the newest position this
+  process has seen published (a message committed by a process that died before publishing, or
+  published while the layer was down) gets a `head` frame, and its clients fetch what they miss.
+- **Canary** (every `CHAT_HUB_CANARY_SECONDS`): the hub sends an event to a group only it is in
+  and waits for it. If it does not come back (Redis down or restarted, so the hub's group
+  memberships are gone), the hub forgets its groups and, once the layer works again, closes
+  every local socket with 4012: clients reconnect, are authorized afresh and resume from their
+  last position, so nothing published meanwhile (messages, kicks, log-outs) is lost.
 """
 
 from __future__ import annotations
@@ -13,14 +26,19 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
+from chat.selectors import channel_heads
 from chat.transport import Frame
 
 logger = logging.getLogger(__name__)
@@ -56,6 +74,14 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock: asyncio.Lock | None = None
         self.received = 0
+        # Newest position seen published per channel key, and each key's head at the last poll.
+        self._published: dict[str, int] = {}
+        self._polled: dict[str, int] = {}
+        self._canary_group = ""
+        self._canary_waiting: dict[str, asyncio.Future[None]] = {}
+        # False from a failed canary until the layer answers again and sockets were closed.
+        self.layer_ok = True
+        self.last_canary_at = 0.0
 
     async def _ensure_started(self) -> str:
         loop = asyncio.get_running_loop()
@@ -65,9 +91,12 @@ class Hub:
             self._loop = loop
             self._lock = asyncio.Lock()
             self._channel_name = await channel_layer().new_channel("hub.")
+            self._canary_group = f"hub.canary.{uuid.uuid4().hex}"
             self._tasks = [
                 loop.create_task(self._receive_loop(self._channel_name)),
                 loop.create_task(self._refresh_loop()),
+                loop.create_task(self._heads_loop()),
+                loop.create_task(self._canary_loop()),
             ]
         return self._channel_name or ""
 
@@ -87,6 +116,10 @@ class Hub:
         self._joined = set()
         self._channel_name = None
         self._loop = None
+        self._published = {}
+        self._polled = {}
+        self._canary_waiting = {}
+        self.layer_ok = True
 
     async def attach(self, key: str, listener: Listener) -> None:
         """Start handing `key`'s events to `listener`; returns once the process is subscribed."""
@@ -138,13 +171,22 @@ class Hub:
 
     def dispatch(self, event: dict[str, Any]) -> None:
         self.received += 1
+        if event.get("type") == "hub.canary":
+            waiting = self._canary_waiting.pop(str(event.get("token")), None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+            return
         key = event.get("key", "")
+        meta = event.get("meta") or {}
+        seq = meta.get("seq")
+        if meta.get("kind") == "message.new" and isinstance(seq, int):
+            self._published[key] = max(seq, self._published.get(key, 0))
         listeners = self._listeners.get(key)
         if not listeners:
             return
         if event.get("type") == "hub.frame":
             # One Frame per event: its wire bytes are built once, for every local socket.
-            frame, meta = Frame(event["frame"]), event.get("meta") or {}
+            frame = Frame(event["frame"])
             for listener in tuple(listeners):
                 try:
                     listener.deliver(key, frame, meta)
@@ -164,9 +206,94 @@ class Hub:
             await asyncio.sleep(GROUP_REFRESH_SECONDS)
             if self._channel_name is None:
                 continue
-            for key in list(self._joined):
+            for group in [*(group_name(key) for key in self._joined), self._canary_group]:
                 with contextlib.suppress(Exception):
-                    await layer.group_add(group_name(key), self._channel_name)
+                    await layer.group_add(group, self._channel_name)
+
+    # --- Heads: gaps the layer never reported -----------------------------------------------
+
+    async def _heads_loop(self) -> None:
+        while True:
+            await asyncio.sleep(settings.CHAT_HEAD_INTERVAL)
+            try:
+                await self.check_heads()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub: reading channel heads failed")
+
+    async def check_heads(self) -> None:
+        """Tell local sockets of each channel whose head stayed ahead of what was published
+        here for a whole interval (so not merely in flight)."""
+        keys = {int(key[2:]): key for key in self._listeners if key.startswith("c:")}
+        if not keys:
+            return
+        heads = await database_sync_to_async(channel_heads)(list(keys))
+        for channel_id, head in heads.items():
+            key = keys[channel_id]
+            behind = head > self._published.get(key, 0)
+            if behind and self._polled.get(key) == head:
+                self._published[key] = head
+                frame = Frame(encode({"type": "head", "channel": channel_id, "seq": head}))
+                self.dispatch_local(key, frame, {"kind": "head", "seq": head})
+            self._polled[key] = head
+
+    def dispatch_local(self, key: str, frame: Frame, meta: dict[str, Any]) -> None:
+        for listener in tuple(self._listeners.get(key, ())):
+            try:
+                listener.deliver(key, frame, meta)
+            except Exception:
+                logger.exception("hub: delivery to a socket failed")
+
+    # --- Canary: is the layer still delivering to us? ---------------------------------------
+
+    async def _canary_loop(self) -> None:
+        layer = channel_layer()
+        with contextlib.suppress(Exception):
+            await layer.group_add(self._canary_group, self._channel_name)
+        while True:
+            await asyncio.sleep(settings.CHAT_HUB_CANARY_SECONDS)
+            if not self.layer_ok:
+                # Groups may be gone (a restarted Redis forgets them): join the canary's again.
+                with contextlib.suppress(Exception):
+                    await layer.group_add(self._canary_group, self._channel_name)
+            if await self.canary():
+                if not self.layer_ok:
+                    self._recovered()
+            elif self.layer_ok:
+                logger.warning("hub: the channel layer stopped delivering; sockets will reconnect")
+                self.layer_ok = False
+                # What this process had joined is unknown now: join again on the next attach.
+                self._joined.clear()
+
+    async def canary(self) -> bool:
+        """Send an event to a group only this hub is in and wait for it to come back."""
+        token = uuid.uuid4().hex
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._canary_waiting[token] = waiting
+        try:
+            await channel_layer().group_send(
+                self._canary_group, {"type": "hub.canary", "token": token}
+            )
+            await asyncio.wait_for(waiting, timeout=settings.CHAT_HUB_CANARY_SECONDS)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+        finally:
+            self._canary_waiting.pop(token, None)
+        self.last_canary_at = time.monotonic()
+        return True
+
+    def _recovered(self) -> None:
+        """The layer delivers again: every local socket reconnects and resumes."""
+        self.layer_ok = True
+        self._joined.clear()
+        sockets = {listener for listeners in self._listeners.values() for listener in listeners}
+        logger.warning("hub: channel layer back; closing %d sockets to resync", len(sockets))
+        for listener in sockets:
+            with contextlib.suppress(Exception):
+                listener.control("", {"type": "hub.control", "action": "reconnect"})
 
 
 def channel_layer() -> Any:

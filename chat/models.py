@@ -121,7 +121,9 @@ class Message(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["author", "client_id"], name="message_client_id_unique"),
+            models.UniqueConstraint(
+                fields=["author", "client_id"], name="message_client_id_unique"
+            ),
             models.UniqueConstraint(fields=["channel", "seq"], name="message_channel_seq_unique"),
             models.CheckConstraint(condition=Q(seq__gt=0), name="message_seq_positive"),
         ]

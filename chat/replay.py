@@ -63,7 +63,9 @@ def replay(channel: Channel, *, seq: int | None = None, since: int | None = None
     )
     if (seq is None and since is None) or (seq or 0) >= last_seq or (since or 0) >= last_id:
         return Replay([], last_id, last_seq, False)
-    rows, truncated = messages_after(channel, seq=seq, since=since, limit=settings.CHAT_REPLAY_LIMIT)
+    rows, truncated = messages_after(
+        channel, seq=seq, since=since, limit=settings.CHAT_REPLAY_LIMIT
+    )
     if truncated:
         return Replay([], last_id, last_seq, True)
     frames = [encode({"type": "message.new", "message": message_payload(m)}) for m in rows]

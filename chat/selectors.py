@@ -170,6 +170,12 @@ def messages_after(
     return rows[:limit], len(rows) > limit
 
 
+def channel_heads(channel_ids: list[int]) -> dict[int, int]:
+    """The newest message position of each channel (the hub's gap check; no permission check:
+    it decides only whether to wake sockets that already subscribed)."""
+    return dict(Channel.objects.filter(id__in=channel_ids).values_list("id", "last_seq"))
+
+
 def mentionable_members(channel: Channel, usernames: set[str]) -> dict[str, tuple[int, str]]:
     """Channel members among `usernames` (compared without case), as the renderer wants them."""
     names = sorted(usernames)[:MAX_MENTIONS]

@@ -29,6 +29,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -279,6 +284,10 @@ CHAT_SOCKET_MAX_BUFFER_BYTES = env_int("CHAT_SOCKET_MAX_BUFFER_BYTES", 1024 * 10
 CHAT_SOCKET_DRAIN_SECONDS = env_int("CHAT_SOCKET_DRAIN_SECONDS", 10)
 CHAT_FRAME_MAX_BYTES = env_int("CHAT_FRAME_MAX_BYTES", 64 * 1024)
 CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 60)
+# How often each process checks its channels' heads in the database for messages it never saw
+# published, and checks that the channel layer still delivers to it (docs/architecture.md).
+CHAT_HEAD_INTERVAL = env_float("CHAT_HEAD_INTERVAL", 2.0)
+CHAT_HUB_CANARY_SECONDS = env_float("CHAT_HUB_CANARY_SECONDS", 5.0)
 RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
 RATE_LIMIT_MESSAGES_USER = env_rate("RATE_LIMIT_MESSAGES_USER", "20/10")
 RATE_LIMIT_MESSAGES_CHANNEL = env_rate("RATE_LIMIT_MESSAGES_CHANNEL", "60/10")

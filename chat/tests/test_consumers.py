@@ -200,9 +200,7 @@ async def test_replay_over_the_limit_says_truncated(connect, alice, bob, general
     }
 
 
-async def test_resume_by_position_replays_every_missed_position_once(
-    connect, alice, bob, general
-):
+async def test_resume_by_position_replays_every_missed_position_once(connect, alice, bob, general):
     """A client that holds positions 1..2 and 4 (3 arrived late, or never) resumes with seq=2:
     it gets 3, 4 and 5 in order — the gap is filled, nothing skipped for being older."""
     sent = [await db(say)(general, alice, f"m{n}") for n in range(1, 6)]
