@@ -1,0 +1,120 @@
+// The channel page, made live: one WebSocket per tab (protocol in docs/protocol.md).
+// The page works without these scripts (the composer is a plain form); they add live messages,
+// sending without reloads, edits, reactions, replies, typing, presence and unread badges.
+//
+// Modules, lowest first: dom, page (the page's elements), socket, typing, sidebar, messages,
+// composer (with attachments), actions, panes; this one starts them and routes the frames.
+
+import { initActions } from "./actions.js";
+import { acknowledge, dropReplyTo, failPending, initComposer, readyComposer, requeueSent, resendPending } from "./composer.js";
+import {
+  catchUp,
+  initHistory,
+  initMessages,
+  maybeRead,
+  newestId,
+  noteNewest,
+  noteRead,
+  onNewMessage,
+  preservingScroll,
+  replaceMessage,
+  seen,
+  showMessages,
+} from "./messages.js";
+import { channelId, communityId, me, root, toast } from "./page.js";
+import { initPanes } from "./panes.js";
+import { connect, initSocket, send, setState, stop, wake } from "./socket.js";
+import { bumpUnread, clearUnread, initSidebar, otherChannelIds, setPresence } from "./sidebar.js";
+import { showTyping } from "./typing.js";
+
+if (root) start();
+
+function start() {
+  initMessages();
+  initSocket({ onOpen, onFrame: handle, onClose: requeueSent });
+  initSidebar();
+  window.addEventListener("focus", () => {
+    seen();
+    maybeRead();
+  });
+  document.addEventListener("visibilitychange", () => {
+    seen();
+    maybeRead();
+    if (!document.hidden) wake();
+  });
+  initHistory();
+  initComposer();
+  initActions();
+  initPanes();
+
+  showMessages();
+  readyComposer();
+  root.dataset.ready = "1";
+  setState("reconnecting");
+  connect();
+}
+
+function onOpen() {
+  setPresence(me, true); // our own announcement went out before we listened
+  // The open channel replays from the newest message we have; the others only keep their
+  // unread badges live.
+  send({ type: "subscribe", channel: channelId, since: newestId });
+  for (const id of otherChannelIds()) send({ type: "subscribe", channel: id, since: null });
+  resendPending();
+}
+
+// --- Incoming frames -----------------------------------------------------------------------
+
+function handle(frame) {
+  switch (frame.type) {
+    case "message.new":
+      if (frame.message.channel === channelId) onNewMessage(frame.message);
+      else bumpUnread(frame.message);
+      break;
+    case "message.updated":
+    case "message.deleted":
+    case "reaction":
+      if (frame.message.channel === channelId) {
+        preservingScroll(() => replaceMessage(frame.message));
+        if (frame.type === "message.deleted") dropReplyTo(frame.message.id);
+      }
+      break;
+    case "message.ack":
+      acknowledge(frame.client_id, frame.message);
+      break;
+    case "subscribed":
+      if (frame.channel === channelId) {
+        if (frame.truncated) catchUp();
+        else noteNewest(frame.last_id || 0);
+        maybeRead();
+      }
+      break;
+    case "unsubscribed":
+      if (frame.channel === channelId && frame.reason === "removed") {
+        stop("You no longer have access to this channel.");
+      }
+      break;
+    case "typing":
+      if (frame.channel === channelId && frame.user.id !== me) showTyping(frame.user);
+      break;
+    case "presence":
+      if (frame.community === communityId) setPresence(frame.user.id, frame.online);
+      break;
+    case "read":
+      if (frame.channel !== channelId) clearUnread(frame.channel);
+      else noteRead(frame.message);
+      break;
+    case "error":
+      onError(frame);
+      break;
+    default:
+      break; // pong and anything newer than these scripts
+  }
+}
+
+function onError(frame) {
+  if (failPending(frame.ref, frame.detail)) return;
+  if (frame.ref === "typing" || frame.ref === "read" || frame.ref === "ping") return;
+  if (frame.ref === "subscribe" && frame.code === "not_found") return;
+  toast(frame.detail || "Something went wrong.");
+}
