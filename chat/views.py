@@ -102,6 +102,7 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         "last_read_id": last_read,
         "divider_before": divider_before,
         "last_id": rows[-1].id if rows else 0,
+        "last_seq": rows[-1].seq if rows else 0,
         "channels": [c for c in all_channels if c["community"]["id"] == community.id],
         "members": members,
         "online": online,

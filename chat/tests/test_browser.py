@@ -238,3 +238,23 @@ def test_reconnect_replays_missed_messages_once(open_context, server, alice, bob
         expect(page.locator("#message-list .msg", has_text=body)).to_have_count(1)
     texts = page.locator("#message-list .msg[data-id] .msg__body").all_inner_texts()
     assert texts[-3:] == ["before the outage", "missed one", "missed two"]
+
+
+def test_a_message_committed_but_never_published_still_appears(
+    open_context, server, alice, bob, general
+):
+    """Posted from this test process, a message commits in the server's database but its
+    broadcast goes to this process's own in-memory layer, never to the server: exactly a
+    process killed between commit and broadcast. The server's head check finds it, and the page
+    fetches it — once, in order — with no reload and no reconnect."""
+    send(general, alice, "first")
+    context = open_context()
+    context.add_cookies([session_cookie(bob, server)])
+    page = open_channel(context)
+    expect(page.locator(".msg", has_text="first")).to_be_visible()
+
+    send(general, alice, "never published")
+    expect(page.locator("#message-list .msg", has_text="never published")).to_have_count(1)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    texts = page.locator("#message-list .msg[data-id] .msg__body").all_inner_texts()
+    assert texts[-2:] == ["first", "never published"]

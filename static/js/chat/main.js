@@ -12,7 +12,6 @@ import {
   initHistory,
   initMessages,
   maybeRead,
-  newestId,
   noteNewest,
   noteRead,
   onNewMessage,
@@ -23,7 +22,8 @@ import {
 } from "./messages.js";
 import { channelId, communityId, me, root, toast } from "./page.js";
 import { initPanes } from "./panes.js";
-import { connect, initSocket, send, setState, stop, wake } from "./socket.js";
+import { initSequence, noteHead, noteSeq, resumePoint } from "./sequence.js";
+import { connect, initSocket, isOpen, send, setState, stop, wake } from "./socket.js";
 import { bumpUnread, clearUnread, initSidebar, otherChannelIds, setPresence } from "./sidebar.js";
 import { showTyping } from "./typing.js";
 
@@ -31,6 +31,7 @@ if (root) start();
 
 function start() {
   initMessages();
+  initSequence(refill);
   initSocket({ onOpen, onFrame: handle, onClose: requeueSent });
   initSidebar();
   window.addEventListener("focus", () => {
@@ -54,11 +55,16 @@ function start() {
   connect();
 }
 
+// A position is missing: subscribe again from the last one held, and the server replays the rest.
+function refill(from) {
+  if (isOpen()) send({ type: "subscribe", channel: channelId, seq: from });
+}
+
 function onOpen() {
   setPresence(me, true); // our own announcement went out before we listened
-  // The open channel replays from the newest message we have; the others only keep their
-  // unread badges live.
-  send({ type: "subscribe", channel: channelId, since: newestId });
+  // The open channel replays everything after the last position held with none missing below
+  // it; the others only keep their unread badges live.
+  send({ type: "subscribe", channel: channelId, seq: resumePoint() });
   for (const id of otherChannelIds()) send({ type: "subscribe", channel: id, since: null });
   resendPending();
 }
@@ -68,8 +74,13 @@ function onOpen() {
 function handle(frame) {
   switch (frame.type) {
     case "message.new":
-      if (frame.message.channel === channelId) onNewMessage(frame.message);
-      else bumpUnread(frame.message);
+      if (frame.message.channel === channelId) {
+        onNewMessage(frame.message);
+        noteSeq(frame.message.seq);
+      } else bumpUnread(frame.message);
+      break;
+    case "head":
+      if (frame.channel === channelId) noteHead(frame.seq);
       break;
     case "message.updated":
     case "message.deleted":
@@ -81,11 +92,18 @@ function handle(frame) {
       break;
     case "message.ack":
       acknowledge(frame.client_id, frame.message);
+      if (frame.message && frame.message.channel === channelId) noteSeq(frame.message.seq);
       break;
     case "subscribed":
       if (frame.channel === channelId) {
-        if (frame.truncated) catchUp();
-        else noteNewest(frame.last_id || 0);
+        if (frame.truncated) {
+          // Too far behind to replay: load the rest over HTTP, then hold everything up to the head.
+          const head = frame.last_seq;
+          catchUp().then((done) => done && noteHead(head, { covered: true }));
+        } else {
+          noteNewest(frame.last_id || 0);
+          noteHead(frame.last_seq, { covered: true });
+        }
         maybeRead();
       }
       break;

@@ -310,9 +310,10 @@ export function maybeRead() {
 
 // --- History: what the socket's replay could not hold, and older pages ---------------------
 
-// The replay was too long for the socket: read what we missed over HTTP, page by page.
+// The replay was too long for the socket: read what we missed over HTTP, page by page; true
+// once everything is here.
 export async function catchUp() {
-  if (catchingUp) return;
+  if (catchingUp) return false;
   catchingUp = true;
   try {
     for (let page = 0; page < 20; page++) {
@@ -321,7 +322,7 @@ export async function catchUp() {
         for (const message of data.messages) insertMessage(message);
       }, { arrivedBelow: data.messages.length > 0 });
       for (const message of data.messages) newestId = Math.max(newestId, message.id);
-      if (!data.has_more) return;
+      if (!data.has_more) return true;
     }
     location.reload(); // very far behind: a fresh page is quicker
   } catch (error) {
@@ -329,6 +330,7 @@ export async function catchUp() {
   } finally {
     catchingUp = false;
   }
+  return false;
 }
 
 async function loadOlder() {
