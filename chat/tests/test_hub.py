@@ -1,0 +1,77 @@
+"""The hub's own checks: messages never published, and a channel layer that stops delivering."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import AsyncClient
+
+from chat.hub import channel_layer, hub
+from chat.models import Channel
+from conftest import say
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+db = database_sync_to_async
+
+
+async def forget_groups(layer) -> None:
+    """What a Redis restart does to the layer: every group membership is gone."""
+    if hasattr(layer, "groups"):  # the in-memory layer
+        layer.groups.clear()
+        return
+    redis = layer.connection(0)
+    keys = [key async for key in redis.scan_iter(match=f"{layer.prefix}:group:*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+@pytest.fixture
+def fast_checks(settings):
+    settings.CHAT_HEAD_INTERVAL = 0.1
+    settings.CHAT_HUB_CANARY_SECONDS = 0.3
+
+
+async def test_a_message_committed_but_not_published_is_announced_by_a_head_frame(
+    fast_checks, connect, alice, bob, general
+):
+    b = await connect(bob)
+    subscribed = await b.subscribe(general.id)
+    # Committed, then its broadcast lost (a process killed between commit and publish).
+    await db(Channel.objects.filter(id=general.id).update)(last_seq=subscribed["last_seq"] + 1)
+    head = await b.recv_type("head", timeout=5)
+    assert head == {"type": "head", "channel": general.id, "seq": subscribed["last_seq"] + 1}
+    # Once: the head frame is not repeated while nothing new commits.
+    assert await b.nothing(timeout=0.5)
+
+
+async def test_published_messages_bring_no_head_frames(fast_checks, connect, alice, bob, general):
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    await db(say)(general, alice, "live")
+    assert (await b.recv_type("message.new"))["message"]["body"] == "live"
+    assert await b.nothing(timeout=0.6)
+
+
+async def test_a_layer_that_forgets_the_hub_closes_sockets_so_they_resume(
+    fast_checks, connect, bob, general
+):
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    assert await hub.canary()
+    await forget_groups(channel_layer())
+    assert not await hub.canary()
+    closed = await b.communicator.receive_output(timeout=5)
+    while closed["type"] != "websocket.close":
+        closed = await b.communicator.receive_output(timeout=5)
+    assert closed["code"] == 4012
+    assert hub.layer_ok
+
+
+async def test_readyz_answers_at_once_while_a_socket_is_idle(connect, bob, general):
+    """The hub's blocking receive on Redis used to hold the one receive a process may run."""
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    response = await AsyncClient().get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["channel_layer"] == "ok"
