@@ -47,7 +47,8 @@ def free_port() -> int:
 class LiveServer:
     """`daphne` on a loopback port, in a subprocess, pointed at the test database."""
 
-    def __init__(self, **extra_env: str) -> None:
+    def __init__(self, app: str = "hobbies.asgi:application", **extra_env: str) -> None:
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
@@ -67,7 +68,7 @@ class LiveServer:
     def start(self) -> LiveServer:
         daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
         self.process = subprocess.Popen(
-            [*daphne, "hobbies.asgi:application"],
+            [*daphne, self.app],
             cwd=settings.BASE_DIR,
             env=self.env,
             stdout=self.log,
@@ -88,6 +89,9 @@ class LiveServer:
 
     def output(self) -> str:
         return Path(self.log.name).read_text()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
         if self.process is None:
