@@ -21,6 +21,7 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.services import site_roles_set, user_create
+from chat.dbthreads import close_connections
 from chat.hub import hub
 from chat.models import Channel, Message
 from chat.services import message_send
@@ -234,8 +235,9 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         with contextlib.suppress(Exception, asyncio.CancelledError):  # closed by the test
             await socket.close()
     await hub.shutdown()
-    # Connections persist between frames (CONN_MAX_AGE); close the ones the socket's database
-    # thread opened, so the test database can be dropped at the end of the run.
+    # Connections persist between frames (CONN_MAX_AGE); close the ones the sockets' database
+    # threads opened, so the test database can be dropped at the end of the run.
+    await asyncio.to_thread(close_connections)
     await database_sync_to_async(connections.close_all)()
 
 

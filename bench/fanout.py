@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from subscribers import BODY_PREFIX, WARMUP_PREFIX, Target, format_body
 from websockets.asyncio.client import ClientConnection
 
@@ -51,7 +52,7 @@ ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 PYTHON = sys.executable
 HOST = "127.0.0.1"  # never anything else: this benchmark only talks to its own servers
-SERVERS = ("bare", "naive", "app")
+SERVERS = ("bare", "naive", "app", "app-pg")
 APP_COMMAND = "{python} -m daphne -b {host} -p {port} hobbies.asgi:application"
 WARMUP_MESSAGES = 5
 RESULT_LINE_LIMIT = 1 << 26  # a subscriber's result line lists every message it saw
@@ -232,8 +233,29 @@ def run_step(command: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def setup_app(port: int, subscribers: int, workdir: Path, app_command: str) -> Setup:
-    """Migrate a fresh SQLite database, create the users, community and sessions."""
+PG_DATABASE = f"bench_fanout_{os.getpid()}"
+
+
+def postgres_database(name: str, *, create: bool) -> str:
+    """Drop database `name` on the PostgreSQL of `BENCH_POSTGRES_URL`, and create it again
+    with `create`; its URL."""
+    admin = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+def setup_app(
+    port: int, subscribers: int, workdir: Path, app_command: str, production: bool = False
+) -> Setup:
+    """Migrate a fresh database, create the users, community and sessions.
+
+    The embedded default (a SQLite file, the in-process channel layer), or with `production`
+    the production path: a fresh PostgreSQL database and Redis (`BENCH_REDIS_URL`) under a key
+    prefix of this run's own.
+    """
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "hobbies.settings",
@@ -244,6 +266,10 @@ def setup_app(port: int, subscribers: int, workdir: Path, app_command: str) -> S
         "REDIS_URL": "",
         "DJANGO_DEBUG": "0",
     }
+    if production:
+        env["DATABASE_URL"] = postgres_database(PG_DATABASE, create=True)
+        env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+        env["CHANNEL_LAYER_PREFIX"] = f"bench-{os.getpid()}-{port}"
     run_step([PYTHON, "manage.py", "migrate", "--noinput"], env)
     made = run_step([PYTHON, str(BENCH_DIR / "setup_app.py"), "--users", str(subscribers + 1)], env)
     data = json.loads(made.strip().splitlines()[-1])
@@ -556,7 +582,9 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
     elif name == "naive":
         setup = setup_naive(port, args.subscribers)
     else:
-        setup = setup_app(port, args.subscribers, workdir, args.app_command)
+        setup = setup_app(
+            port, args.subscribers, workdir, args.app_command, production=name == "app-pg"
+        )
 
     server = ServerProcess.start(name, port, setup.command, setup.env, workdir)
     print(f"[{name}] server pid {server.process.pid} on {HOST}:{port}", file=sys.stderr)
@@ -594,6 +622,8 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         if pool is not None:
             await pool.stop()
         server.stop()
+        if name == "app-pg":
+            postgres_database(PG_DATABASE, create=False)
 
 
 # --- Report ---------------------------------------------------------------------------------

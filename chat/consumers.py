@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.models import User
 from chat import hub as hub_module
+from chat.dbthreads import db
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
 from chat.outbox import Outbox
@@ -86,7 +86,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             close=lambda code: self.close(code=code),
             label=f"user {self.user_id}",
         )
-        self.me, self.community_ids = await database_sync_to_async(self._profile)()
+        self.me, self.community_ids = await db(self._profile)()
         await hub.attach(user_key(self.user_id), self)
         if await sync_to_async(presence_touch)(self.user_id):
             await self._announce_presence(online=True)
@@ -212,16 +212,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         seq, since = frame.get("seq"), frame.get("since")
         seq = None if seq is None else parse_count(seq, "seq", text=False)
         since = None if since is None else parse_count(since, "since", text=False)
-        channel = await database_sync_to_async(channel_for_member)(
-            self.user, parse_id(frame.get("channel"))
-        )
+        channel = await db(channel_for_member)(self.user, parse_id(frame.get("channel")))
         ckey = channel_key(channel.id)
         sub = Subscription(community_id=channel.community_id)
         self.subscriptions[ckey] = sub
         # Listen first, then read (see chat.replay).
         await hub.attach(ckey, self)
         await hub.attach(community_key(channel.community_id), self)
-        caught_up: Replay = await database_sync_to_async(replay)(channel, seq=seq, since=since)
+        caught_up: Replay = await db(replay)(channel, seq=seq, since=since)
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
         for frame_text in caught_up.frames:
@@ -248,7 +246,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         client_id = frame.get("client_id")
-        payload = await database_sync_to_async(self._send)(frame)
+        payload = await db(self._send)(frame)
         self._reply({"type": "message.ack", "client_id": str(client_id), "message": payload})
 
     def _send(self, frame: dict[str, Any]) -> dict[str, Any]:
@@ -269,16 +267,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
         body = parse_text(frame.get("body"), "body")
-        await database_sync_to_async(self._on_message)(frame, message_edit, body=body)
+        await db(self._on_message)(frame, message_edit, body=body)
 
     async def on_delete(self, frame: dict[str, Any]) -> None:
-        await database_sync_to_async(self._on_message)(frame, message_delete)
+        await db(self._on_message)(frame, message_delete)
 
     async def on_reaction_add(self, frame: dict[str, Any]) -> None:
-        await database_sync_to_async(self._on_reaction)(frame, reaction_add)
+        await db(self._on_reaction)(frame, reaction_add)
 
     async def on_reaction_remove(self, frame: dict[str, Any]) -> None:
-        await database_sync_to_async(self._on_reaction)(frame, reaction_remove)
+        await db(self._on_reaction)(frame, reaction_remove)
 
     def _on_message(self, frame: dict[str, Any], action: Callable[..., Any], **kwargs: Any) -> None:
         message = message_for_member(self.user, parse_id(frame.get("message")))
@@ -305,7 +303,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_read(self, frame: dict[str, Any]) -> None:
         channel_id = parse_id(frame.get("channel"))
         message_id = require_id(frame.get("message"), "message", text=False)
-        marker = await database_sync_to_async(self._read)(channel_id, message_id)
+        marker = await db(self._read)(channel_id, message_id)
         self._reply({"type": "read", "channel": channel_id, "message": marker})
 
     def _read(self, channel_id: int | None, message_id: int) -> int:

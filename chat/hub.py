@@ -32,12 +32,12 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
+from chat.dbthreads import db
 from chat.selectors import channel_heads
 from chat.transport import Frame
 
@@ -228,7 +228,7 @@ class Hub:
         keys = {int(key[2:]): key for key in self._listeners if key.startswith("c:")}
         if not keys:
             return
-        heads = await database_sync_to_async(channel_heads)(list(keys))
+        heads = await db(channel_heads)(list(keys))
         for channel_id, head in heads.items():
             key = keys[channel_id]
             behind = head > self._published.get(key, 0)

@@ -284,6 +284,8 @@ CHAT_SOCKET_MAX_BUFFER_BYTES = env_int("CHAT_SOCKET_MAX_BUFFER_BYTES", 1024 * 10
 CHAT_SOCKET_DRAIN_SECONDS = env_int("CHAT_SOCKET_DRAIN_SECONDS", 10)
 CHAT_FRAME_MAX_BYTES = env_int("CHAT_FRAME_MAX_BYTES", 64 * 1024)
 CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 60)
+# Threads (each with its own database connection) that run the sockets' database work.
+CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 8)
 # How often each process checks its channels' heads in the database for messages it never saw
 # published, and checks that the channel layer still delivers to it (docs/architecture.md).
 CHAT_HEAD_INTERVAL = env_float("CHAT_HEAD_INTERVAL", 2.0)
