@@ -310,7 +310,9 @@ ATTACHMENT_ALLOWED_TYPES = env_list(
     "image/jpeg,image/png,image/gif,image/webp,application/pdf,application/zip,text/plain,"
     "audio/mpeg,audio/ogg,video/mp4,video/webm",
 )
+# Pixels of all frames together (an animation decodes every frame), and frames of one image.
 ATTACHMENT_MAX_IMAGE_PIXELS = env_int("ATTACHMENT_MAX_IMAGE_PIXELS", 50_000_000)
+ATTACHMENT_MAX_IMAGE_FRAMES = env_int("ATTACHMENT_MAX_IMAGE_FRAMES", 100)
 ATTACHMENT_IMAGE_MAX_SIDE = env_int("ATTACHMENT_IMAGE_MAX_SIDE", 4096)
 ATTACHMENT_THUMBNAIL_SIDE = env_int("ATTACHMENT_THUMBNAIL_SIDE", 480)
 ATTACHMENT_UPLOAD_EXPIRY = env_int("ATTACHMENT_UPLOAD_EXPIRY", 900)
