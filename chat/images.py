@@ -9,6 +9,7 @@ frames is as costly as one huge image) and the number of frames are bounded.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -30,13 +31,32 @@ PILLOW_FORMATS = {
 # Formats whose frames are an animation (kept as one); the frames of others are dropped.
 ANIMATED_FORMATS = frozenset({"PNG", "GIF", "WEBP"})
 # Text that a browser would run or render as a document; never served inline, and only stored
-# if an operator adds these types to ATTACHMENT_ALLOWED_TYPES.
-MARKUP_SIGNATURES = (
-    (b"<svg", "image/svg+xml"),
-    (b"<!doctype html", "text/html"),
-    (b"<html", "text/html"),
-    (b"<?xml", "application/xml"),
-    (b"<script", "text/html"),
+# if an operator adds these types to ATTACHMENT_ALLOWED_TYPES. Looked for anywhere in the sniffed
+# head (lower-cased), not only at its start: a comment or a line of text before a tag does not
+# stop a browser that opens a saved copy as a page.
+MARKUP_PATTERNS = (
+    (re.compile(rb"<svg[\s/>]"), "image/svg+xml"),
+    (
+        re.compile(
+            rb"<(?:!doctype\s+html|html|head|body|script|iframe|frame|frameset|object|embed|"
+            rb"applet|style|link|meta|base|form|img|image|video|audio|source|input|button|"
+            rb"textarea|select|details|marquee|math|template|title|a|b|p|br|div|span|font|"
+            rb"table|h1)[\s/>]"
+            # any element with an event handler (`<x-card onmouseover=...>`)
+            rb"|<[a-z][^<>]*?[\s/\"']on[a-z]+\s*="
+        ),
+        "text/html",
+    ),
+    (
+        re.compile(
+            rb"<\?xml[\s?]|<!doctype\s|<!entity\s|<!\[cdata\[|xmlns\s*[:=]"
+            rb"|<[a-z][\w.-]*:[a-z][\w.-]*[\s/>]"
+        ),
+        "application/xml",
+    ),
+)
+MARKUP_TYPES = frozenset(
+    {"text/html", "application/xhtml+xml", "image/svg+xml", "application/xml", "text/xml"}
 )
 TYPE_ALIASES = {
     "image/jpg": "image/jpeg",
@@ -52,9 +72,9 @@ def sniff(head: bytes) -> str:
     kind = filetype.guess(head)
     if kind is not None:
         return str(kind.mime)
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    for signature, mime in MARKUP_SIGNATURES:
-        if text.startswith(signature) or (signature == b"<svg" and b"<svg" in text[:1024]):
+    text = head.lower()
+    for pattern, mime in MARKUP_PATTERNS:
+        if pattern.search(text):
             return mime
     if b"\x00" not in head:
         try:
@@ -77,7 +97,10 @@ def types_agree(declared: str, detected: str) -> bool:
     declared = normalize_type(declared)
     if declared in ("", "application/octet-stream") or declared == detected:
         return True
-    return declared.startswith("text/") and detected == "text/plain"
+    # A page or drawing stored as text would still open as one once saved under its name.
+    return (
+        declared.startswith("text/") and declared not in MARKUP_TYPES and detected == "text/plain"
+    )
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,57 @@ def test_animation_bomb_is_refused_before_decoding(
     assert store.keys() == []
 
 
+BOM_COMMENT = b"\xef\xbb\xbf<!--" + b"x" * 1100 + b"-->\n"
+SCRIPTED_SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "content_type", "detected"),
+    [
+        (
+            "notes.html",
+            b"Meeting notes\n\n<script>fetch('/api/channels/')</script>\n",
+            "text/html",
+            "text/html",
+        ),
+        ("notes.txt", b"hello\n<img src=x onerror=alert(1)>\n", "text/plain", "text/html"),
+        ("clip.txt", b"see <x-card onmouseover='alert(1)'>here</x-card>", "", "text/html"),
+        ("logo.svg", BOM_COMMENT + SCRIPTED_SVG, "", "image/svg+xml"),
+        ("logo.txt", b"  \n" + b"x" * 3000 + b"\n" + SCRIPTED_SVG, "text/plain", "image/svg+xml"),
+        ("feed.txt", b"# feed\n<?xml version='1.0'?><x:y xmlns:x='urn:x'/>", "", "application/xml"),
+    ],
+    ids=["script-as-html", "img-onerror", "custom-element-handler", "svg-after-comment",
+         "svg-after-text", "xml"],
+)  # fmt: skip
+def test_markup_inside_text_is_refused_as_markup(
+    upload, store, alice, name, content, content_type, detected
+):
+    result = upload(alice, name, content, content_type)
+    assert result["status"] == 415, result
+    assert result["error"]["code"] == "unsupported_type"
+    assert result["error"]["detail"] == f"Files of type {detected} cannot be shared here."
+    assert Attachment.objects.count() == 0
+    assert store.keys() == []
+
+
+def test_text_declared_as_html_is_not_stored_as_text(upload, store, alice):
+    # Even without tags: the uploader's browser called it HTML, and a saved copy would open as such.
+    result = upload(alice, "page.html", b"just words\n", "text/html")
+    assert result["status"] == 415, result
+    assert result["error"]["code"] == "unsupported_type"
+    assert Attachment.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"if a < b and b > c:\n    pass\n", b"<https://example.org> and <me@example.org>\n"],
+)
+def test_text_with_angle_brackets_stays_text(upload, store, alice, content):
+    result = upload(alice, "notes.txt", content, "text/plain")
+    assert result["status"] == 200, result
+    assert result["attachment"]["content_type"] == "text/plain"
+
+
 def test_animation_with_too_many_frames_is_refused(upload, store, settings, alice):
     settings.ATTACHMENT_MAX_IMAGE_FRAMES = 10
     result = upload(alice, "flicker.gif", animated("GIF", 11, (4, 4)), "image/gif")
