@@ -10,6 +10,7 @@ carry digits as text.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Sequence
 
@@ -83,3 +84,13 @@ def parse_text(value: object, name: str, *, default: str | None = None) -> str:
     if not isinstance(value, str):
         raise Invalid(f"{name} must be text.")
     return value
+
+
+def username_key(value: object) -> str:
+    """A username as log-in compares it, folded for case: the key of per-username limits.
+
+    Django's log-in form strips the name and normalizes it with NFKC, so `" carol"`, `"carol\t"`
+    and the full-width spelling all try the account `carol`; they must share one counter.
+    """
+    text = value[:300] if isinstance(value, str) else ""
+    return unicodedata.normalize("NFKC", text.strip()).strip().casefold()[:150]

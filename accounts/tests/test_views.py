@@ -84,6 +84,24 @@ def test_login_rate_limit_counts_per_username_across_addresses(alice, settings):
     assert blocked.status_code == 429
 
 
+def test_login_rate_limit_per_username_sees_through_spellings_of_the_same_name(alice, settings):
+    # Each spelling signs in as alice (the form strips and NFKC-normalizes), so each counts
+    # against the same limit.
+    settings.RATE_LIMIT_LOGIN = (3, 3600)
+    spellings = [" alice", "alice\t", "\uff41\uff4c\uff49\uff43\uff45"]  # the last full-width
+    for n, spelling in enumerate(spellings):
+        response = Client(REMOTE_ADDR=f"10.0.1.{n}").post(
+            "/accounts/login/", {"username": spelling, "password": "wrong-pw"}
+        )
+        assert response.status_code == 200
+        assert "enter a correct username and password" in page_text(response)
+    blocked = Client(REMOTE_ADDR="10.0.1.99").post(
+        "/accounts/login/", {"username": " Alice ", "password": PASSWORD}
+    )
+    assert blocked.status_code == 429
+    assert "Too many requests" in page_text(blocked)
+
+
 def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (16, 16), (10, 120, 200)).save(buffer, format="PNG")
