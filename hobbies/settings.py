@@ -55,6 +55,9 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Proxies (load balancer, CDN) in front of the app that append to X-Forwarded-For; the client's
+# address is read that many entries from the right (`hobbies.http.client_ip`). 0: REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXIES", 0)
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
