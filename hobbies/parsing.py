@@ -86,6 +86,35 @@ def parse_text(value: object, name: str, *, default: str | None = None) -> str:
     return value
 
 
+def parse_form_text(value: object, name: str, *, multiline: bool = False) -> str:
+    """Text typed into a form field that is stored (a topic, a message to moderators).
+
+    Absent is "". Control characters are refused (PostgreSQL cannot store a NUL, and the others
+    have no place in what people read), apart from line breaks and tabs in `multiline` text.
+    `name` starts the error: "A topic cannot contain control characters."
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be text.")
+    allowed = "\n\r\t" if multiline else ""
+    if any(ch not in allowed and unicodedata.category(ch) == "Cc" for ch in value):
+        raise Invalid(f"{name} cannot contain control characters.")
+    return value
+
+
+def clean_text(value: object, *, max_length: int) -> str:
+    """Text only looked up or recorded (a search, a tag, a user agent): control characters are
+    dropped rather than refused, then the text is trimmed and cut to `max_length`.
+
+    A NUL would fail the whole query on PostgreSQL. Anything that is not text is "".
+    """
+    if not isinstance(value, str):
+        return ""
+    kept = "".join(ch for ch in value[: max_length * 4] if unicodedata.category(ch) != "Cc")
+    return kept.strip()[:max_length]
+
+
 def username_key(value: object) -> str:
     """A username as log-in compares it, folded for case: the key of per-username limits.
 

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
-from accounts.models import User
+from accounts.models import SignIn, User
 from accounts.services import site_roles_set
 from conftest import PASSWORD, client_for, say
 
@@ -189,3 +189,42 @@ def test_admin_tells_a_signed_in_member_they_have_no_access(bob):
     response = client_for(bob).get("/admin/", follow=True)
     assert response.status_code == 403
     assert "Your account does not have access to the administration." in page_text(response)
+
+
+# --- NUL and other control characters (PostgreSQL refuses NUL in text) ---------------------
+
+
+def test_login_with_nul_in_username_says_why(client, alice):
+    response = client.post("/accounts/login/", {"username": "alice\x00", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in page_text(response)
+
+
+def test_sign_in_record_drops_control_characters_of_the_user_agent(alice):
+    response = Client(HTTP_USER_AGENT="Fire\x00fox/140\x1b").post(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert SignIn.objects.get(user=alice).user_agent == "Firefox/140"
+
+
+def test_signup_with_nul_says_why(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "do\x00ra", "display_name": "D\x00", "email": "d@x\x00.org",
+         "password": PASSWORD},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in page_text(response)
+    assert not User.objects.filter(username__startswith="do").exists()
+
+
+def test_profile_with_nul_says_why(bob):
+    client = client_for(bob)
+    response = client.post(
+        "/accounts/profile/", {"display_name": "B\x00", "bio": "x\x00", "hobbies": "\x00"}
+    )
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in page_text(response)
+    bob.refresh_from_db()
+    assert bob.display_name == "Bob Brown"
