@@ -1,4 +1,5 @@
-"""Helpers every app's views share: domain errors shown as pages, the client's address."""
+"""Helpers every app's views share: domain errors shown as pages, the client's address, and
+CSRF failures answered in the shape each client expects."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import csrf
 
 from hobbies.errors import DomainError, NotFound
 
@@ -68,3 +70,19 @@ def _address(value: object) -> str | None:
         return str(ipaddress.ip_address(str(value or "").strip()))
     except ValueError:
         return None
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """`CSRF_FAILURE_VIEW`: the JSON API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "csrf_failed",
+                    "detail": "This request was refused because its CSRF token is missing or "
+                    "wrong; reload the page and try again.",
+                }
+            },
+            status=403,
+        )
+    return csrf.csrf_failure(request, reason)

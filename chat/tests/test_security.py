@@ -287,7 +287,21 @@ def test_api_post_without_csrf_token_is_refused(bob, general):
         content_type="application/json",
     )
     assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "csrf_failed"
+    assert "reload the page" in error["detail"]
     assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "delete"])
+def test_every_api_csrf_failure_answers_json(bob, method):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    response = getattr(client, method)(f"/api/attachments/{uuid.uuid4()}/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "csrf_failed"
 
 
 @pytest.mark.django_db
@@ -296,6 +310,8 @@ def test_plain_form_post_without_csrf_token_is_refused(bob, general):
     client.force_login(bob)
     response = client.post("/c/photography/general/post/", {"body": "forged"})
     assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert "CSRF verification failed" in response.content.decode()
     assert not Message.objects.exists()
 
 
