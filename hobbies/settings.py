@@ -251,9 +251,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "hobbies.http.csrf_failure"
+SILENCED_SYSTEM_CHECKS: list[str] = []
 if SECURE_COOKIES:
+    # Production, over HTTPS (TLS usually ends at the load balancer, which says so here).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 86_400)
+    # Both reach beyond this site (every subdomain; browsers' built-in lists), and are hard to
+    # take back: the operator opts in. Left off on purpose, Django's checks need not say so.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        SILENCED_SYSTEM_CHECKS.append("security.W005")
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
+    # Plain HTTP is redirected to HTTPS, except the load balancer's health checks. Off
+    # (`DJANGO_SSL_REDIRECT=0`) when the proxy in front already redirects.
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    if not SECURE_SSL_REDIRECT:
+        SILENCED_SYSTEM_CHECKS.append("security.W008")
 
 # --- Static and media files -----------------------------------------------------------------
 STATIC_URL = "/static/"
