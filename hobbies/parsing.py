@@ -122,4 +122,6 @@ def username_key(value: object) -> str:
     and the full-width spelling all try the account `carol`; they must share one counter.
     """
     text = value[:300] if isinstance(value, str) else ""
-    return unicodedata.normalize("NFKC", text.strip()).strip().casefold()[:150]
+    folded = unicodedata.normalize("NFKC", text.strip()).strip().casefold()
+    # Control characters never make a valid name (the form refuses a NUL); keep them out of keys.
+    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cc")[:150]
