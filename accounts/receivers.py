@@ -13,6 +13,7 @@ from accounts.models import SignIn
 from accounts.services import user_post_login
 from hobbies.errors import SignInIncomplete
 from hobbies.http import client_ip
+from hobbies.parsing import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def post_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: An
             user=user,
             method=method,
             ip=client_ip(request) if request is not None else None,
-            user_agent=str(meta.get("HTTP_USER_AGENT", "")),
+            user_agent=clean_text(meta.get("HTTP_USER_AGENT"), max_length=255),
         )
     except Exception as exc:
         logger.exception("Post-login step failed for user %s; signing them out", user.pk)

@@ -27,6 +27,7 @@ from accounts.selectors import me
 from hobbies import ratelimit
 from hobbies.errors import DomainError, Forbidden, SignInFailed
 from hobbies.http import client_ip
+from hobbies.parsing import username_key
 
 # --- Accounts -------------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class RateLimitedLoginView(LoginView):
             return self.render_to_response(self.get_context_data(form=form), status=403)
         try:
             ratelimit.hit("login-ip", client_ip(request), settings.RATE_LIMIT_LOGIN)
-            username = str(request.POST.get("username", ""))[:150].lower()
+            username = username_key(request.POST.get("username"))
             ratelimit.hit("login-user", username, settings.RATE_LIMIT_LOGIN)
         except DomainError as exc:
             form = self.get_form()

@@ -193,9 +193,9 @@ def _check_and_finish(attachment: Attachment, stored: int) -> Attachment:
         if processed.full is not None:
             # The cleaned copy replaces the original, which may carry the camera's location.
             full_key = storage.new_key()
-            storage.save(full_key, processed.full, detected)
+            storage.save(full_key, processed.full, processed.full_type)
             new_keys.append(full_key)
-            fields.update(key=full_key, size=len(processed.full))
+            fields.update(key=full_key, size=len(processed.full), content_type=processed.full_type)
     old_key = attachment.key
     with transaction.atomic():
         updated = Attachment.objects.filter(

@@ -28,6 +28,7 @@ from hobbies.http import domain_errors
 from hobbies.parsing import (
     optional_id,
     parse_count,
+    parse_form_text,
     parse_id,
     parse_text,
     parse_uuid,
@@ -70,7 +71,7 @@ def channel_new(request: HttpRequest, slug: str) -> HttpResponse:
     channel = services.channel_create(
         community=item,
         name=request.POST.get("name", ""),
-        topic=request.POST.get("topic", ""),
+        topic=parse_form_text(request.POST.get("topic"), "A topic"),
         kind=request.POST.get("kind", "open"),
         by=user,
     )
@@ -175,7 +176,11 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
             if target == user:
                 return redirect(channel.community.get_absolute_url())
         elif action == "topic":
-            services.channel_update(channel=channel, by=user, topic=request.POST.get("topic", ""))
+            services.channel_update(
+                channel=channel,
+                by=user,
+                topic=parse_form_text(request.POST.get("topic"), "A topic"),
+            )
             messages.success(request, "Topic saved.")
         else:
             raise Invalid("Unknown action.")

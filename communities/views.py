@@ -14,12 +14,12 @@ from communities import policy, selectors, services
 from communities.models import Community, Membership
 from hobbies.errors import DomainError, NotFound
 from hobbies.http import domain_errors
-from hobbies.parsing import parse_id
+from hobbies.parsing import clean_text, parse_form_text, parse_id
 
 
 def directory(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:80]
-    tag = request.GET.get("tag", "").strip()[:40]
+    query = clean_text(request.GET.get("q"), max_length=80)
+    tag = clean_text(request.GET.get("tag"), max_length=40)
     communities = selectors.directory(query=query, tag=tag)
     mine = set(selectors.user_communities(me(request)).values_list("id", flat=True))
     return render(
@@ -72,7 +72,9 @@ def community_join(request: HttpRequest, slug: str) -> HttpResponse:
         services.join_request_create(
             community=item,
             user=me(request),
-            message=request.POST.get("message", "")[:280],
+            message=parse_form_text(
+                request.POST.get("message"), "A request message", multiline=True
+            )[:280],
         )
         messages.info(request, "Request sent: a moderator will answer it.")
     return redirect(item.get_absolute_url())

@@ -1,15 +1,19 @@
-"""Helpers every app's views share: domain errors shown as pages, the client's address."""
+"""Helpers every app's views share: domain errors shown as pages, the client's address, and
+CSRF failures answered in the shape each client expects."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import csrf
 
 from hobbies.errors import DomainError, NotFound
 
@@ -42,5 +46,43 @@ def safe_next(request: HttpRequest, target: str) -> str:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The address of the client, as the server saw it."""
-    return str(request.META.get("REMOTE_ADDR", "unknown"))
+    """The address of the client, for per-address limits and the sign-in record.
+
+    Without trusted proxies (`TRUSTED_PROXY_COUNT` 0) it is the peer, `REMOTE_ADDR`. Behind N
+    of them, each appends to `X-Forwarded-For` the address it received the request from, so the
+    Nth entry from the right is the client as the outermost proxy saw it; entries to its left
+    came from the client and are never read. A header with fewer entries, or an entry that is
+    not an address, gives the peer.
+    """
+    peer = _address(request.META.get("REMOTE_ADDR")) or "unknown"
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies <= 0:
+        return peer
+    hops = str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")
+    if len(hops) < proxies:
+        return peer
+    return _address(hops[-proxies]) or peer
+
+
+def _address(value: object) -> str | None:
+    """`value` as a normalized IP address, or None."""
+    try:
+        return str(ipaddress.ip_address(str(value or "").strip()))
+    except ValueError:
+        return None
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """`CSRF_FAILURE_VIEW`: the JSON API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "csrf_failed",
+                    "detail": "This request was refused because its CSRF token is missing or "
+                    "wrong; reload the page and try again.",
+                }
+            },
+            status=403,
+        )
+    return csrf.csrf_failure(request, reason)

@@ -10,6 +10,7 @@ carry digits as text.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Sequence
 
@@ -83,3 +84,44 @@ def parse_text(value: object, name: str, *, default: str | None = None) -> str:
     if not isinstance(value, str):
         raise Invalid(f"{name} must be text.")
     return value
+
+
+def parse_form_text(value: object, name: str, *, multiline: bool = False) -> str:
+    """Text typed into a form field that is stored (a topic, a message to moderators).
+
+    Absent is "". Control characters are refused (PostgreSQL cannot store a NUL, and the others
+    have no place in what people read), apart from line breaks and tabs in `multiline` text.
+    `name` starts the error: "A topic cannot contain control characters."
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be text.")
+    allowed = "\n\r\t" if multiline else ""
+    if any(ch not in allowed and unicodedata.category(ch) == "Cc" for ch in value):
+        raise Invalid(f"{name} cannot contain control characters.")
+    return value
+
+
+def clean_text(value: object, *, max_length: int) -> str:
+    """Text only looked up or recorded (a search, a tag, a user agent): control characters are
+    dropped rather than refused, then the text is trimmed and cut to `max_length`.
+
+    A NUL would fail the whole query on PostgreSQL. Anything that is not text is "".
+    """
+    if not isinstance(value, str):
+        return ""
+    kept = "".join(ch for ch in value[: max_length * 4] if unicodedata.category(ch) != "Cc")
+    return kept.strip()[:max_length]
+
+
+def username_key(value: object) -> str:
+    """A username as log-in compares it, folded for case: the key of per-username limits.
+
+    Django's log-in form strips the name and normalizes it with NFKC, so `" carol"`, `"carol\t"`
+    and the full-width spelling all try the account `carol`; they must share one counter.
+    """
+    text = value[:300] if isinstance(value, str) else ""
+    folded = unicodedata.normalize("NFKC", text.strip()).strip().casefold()
+    # Control characters never make a valid name (the form refuses a NUL); keep them out of keys.
+    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cc")[:150]

@@ -60,6 +60,9 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Proxies (load balancer, CDN) in front of the app that append to X-Forwarded-For; the client's
+# address is read that many entries from the right (`hobbies.http.client_ip`). 0: REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXIES", 0)
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
@@ -252,9 +255,26 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "hobbies.http.csrf_failure"
+SILENCED_SYSTEM_CHECKS: list[str] = []
 if SECURE_COOKIES:
+    # Production, over HTTPS (TLS usually ends at the load balancer, which says so here).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 86_400)
+    # Both reach beyond this site (every subdomain; browsers' built-in lists), and are hard to
+    # take back: the operator opts in. Left off on purpose, Django's checks need not say so.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        SILENCED_SYSTEM_CHECKS.append("security.W005")
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
+    # Plain HTTP is redirected to HTTPS, except the load balancer's health checks. Off
+    # (`DJANGO_SSL_REDIRECT=0`) when the proxy in front already redirects.
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    if not SECURE_SSL_REDIRECT:
+        SILENCED_SYSTEM_CHECKS.append("security.W008")
 
 # --- Static and media files -----------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -321,7 +341,9 @@ ATTACHMENT_ALLOWED_TYPES = env_list(
     "image/jpeg,image/png,image/gif,image/webp,application/pdf,application/zip,text/plain,"
     "audio/mpeg,audio/ogg,video/mp4,video/webm",
 )
+# Pixels of all frames together (an animation decodes every frame), and frames of one image.
 ATTACHMENT_MAX_IMAGE_PIXELS = env_int("ATTACHMENT_MAX_IMAGE_PIXELS", 50_000_000)
+ATTACHMENT_MAX_IMAGE_FRAMES = env_int("ATTACHMENT_MAX_IMAGE_FRAMES", 100)
 ATTACHMENT_IMAGE_MAX_SIDE = env_int("ATTACHMENT_IMAGE_MAX_SIDE", 4096)
 ATTACHMENT_THUMBNAIL_SIDE = env_int("ATTACHMENT_THUMBNAIL_SIDE", 480)
 ATTACHMENT_UPLOAD_EXPIRY = env_int("ATTACHMENT_UPLOAD_EXPIRY", 900)

@@ -33,7 +33,8 @@ urlpatterns = [
         chat_views.channel_settings,
         name="channel_settings",
     ),
-    path("invite/<str:code>/", community_views.invite_accept, name="invite"),
+    # Invite codes are URL-safe tokens (`secrets.token_urlsafe`), exactly what `slug` matches.
+    path("invite/<slug:code>/", community_views.invite_accept, name="invite"),
     path("api/channels/", chat_views.api_channels, name="api_channels"),
     path("api/channels/<int:channel_id>/messages/", chat_views.api_messages, name="api_messages"),
     path("api/attachments/", chat_views.api_attachment_start, name="api_attachment_start"),

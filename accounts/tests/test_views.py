@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
-from accounts.models import User
+from accounts.models import SignIn, User
 from accounts.services import site_roles_set
 from conftest import PASSWORD, client_for, say
 
@@ -82,6 +82,24 @@ def test_login_rate_limit_counts_per_username_across_addresses(alice, settings):
         "/accounts/login/", {"username": "ALICE", "password": PASSWORD}
     )
     assert blocked.status_code == 429
+
+
+def test_login_rate_limit_per_username_sees_through_spellings_of_the_same_name(alice, settings):
+    # Each spelling signs in as alice (the form strips and NFKC-normalizes), so each counts
+    # against the same limit.
+    settings.RATE_LIMIT_LOGIN = (3, 3600)
+    spellings = [" alice", "alice\t", "\uff41\uff4c\uff49\uff43\uff45"]  # the last full-width
+    for n, spelling in enumerate(spellings):
+        response = Client(REMOTE_ADDR=f"10.0.1.{n}").post(
+            "/accounts/login/", {"username": spelling, "password": "wrong-pw"}
+        )
+        assert response.status_code == 200
+        assert "enter a correct username and password" in page_text(response)
+    blocked = Client(REMOTE_ADDR="10.0.1.99").post(
+        "/accounts/login/", {"username": " Alice ", "password": PASSWORD}
+    )
+    assert blocked.status_code == 429
+    assert "Too many requests" in page_text(blocked)
 
 
 def png_bytes() -> bytes:
@@ -171,3 +189,42 @@ def test_admin_tells_a_signed_in_member_they_have_no_access(bob):
     response = client_for(bob).get("/admin/", follow=True)
     assert response.status_code == 403
     assert "Your account does not have access to the administration." in page_text(response)
+
+
+# --- NUL and other control characters (PostgreSQL refuses NUL in text) ---------------------
+
+
+def test_login_with_nul_in_username_says_why(client, alice):
+    response = client.post("/accounts/login/", {"username": "alice\x00", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in page_text(response)
+
+
+def test_sign_in_record_drops_control_characters_of_the_user_agent(alice):
+    response = Client(HTTP_USER_AGENT="Fire\x00fox/140\x1b").post(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert SignIn.objects.get(user=alice).user_agent == "Firefox/140"
+
+
+def test_signup_with_nul_says_why(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "do\x00ra", "display_name": "D\x00", "email": "d@x\x00.org",
+         "password": PASSWORD},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in page_text(response)
+    assert not User.objects.filter(username__startswith="do").exists()
+
+
+def test_profile_with_nul_says_why(bob):
+    client = client_for(bob)
+    response = client.post(
+        "/accounts/profile/", {"display_name": "B\x00", "bio": "x\x00", "hobbies": "\x00"}
+    )
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in page_text(response)
+    bob.refresh_from_db()
+    assert bob.display_name == "Bob Brown"

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from chat.models import Attachment, Channel, Message
 from chat.services import channel_create, message_delete, message_send
@@ -236,6 +236,107 @@ def test_bad_upload_gets_clear_error_and_leaves_nothing(
     assert result["error"]["detail"]
     assert Attachment.objects.count() == 0
     assert store.keys() == []
+
+
+def animated(fmt: str, frames: int, size: tuple[int, int], **options) -> bytes:
+    """An animation of `frames` plain frames of `size`: large when decoded, tiny on disk."""
+    images = [Image.new("RGB", size, (i * 37 % 256, 90, 200)) for i in range(frames)]
+    out = io.BytesIO()
+    images[0].save(out, fmt, save_all=True, append_images=images[1:], **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "content_type"),
+    [
+        ("bomb.webp", "WEBP", "image/webp"),
+        ("bomb.gif", "GIF", "image/gif"),
+        # An APNG whose animation chunk comes after a long comment, so that the first kilobytes
+        # look like a plain PNG (an APNG detected as such is refused as a type).
+        ("bomb.png", "PNG", "image/png"),
+        ("bomb.jpg", "MPO", "image/jpeg"),  # a JPEG with more pictures behind the first
+    ],
+)
+def test_animation_bomb_is_refused_before_decoding(
+    upload, store, settings, alice, name, fmt, content_type
+):
+    # Each frame fits the pixel limit; all of them together do not. (The same shape as six
+    # frames of 7000x7000 under the default limit, scaled down to keep the test fast.)
+    settings.ATTACHMENT_MAX_IMAGE_PIXELS = 1_000_000
+    options = {}
+    if fmt == "PNG":
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_text("comment", "x" * 9000)
+    content = animated(fmt, 3, (800, 800), **options)
+    result = upload(alice, name, content, content_type)
+    assert result["status"] == 413, result
+    assert result["error"]["code"] == "too_large"
+    assert "3 frames" in result["error"]["detail"]
+    assert Attachment.objects.count() == 0
+    assert store.keys() == []
+
+
+BOM_COMMENT = b"\xef\xbb\xbf<!--" + b"x" * 1100 + b"-->\n"
+SCRIPTED_SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "content_type", "detected"),
+    [
+        (
+            "notes.html",
+            b"Meeting notes\n\n<script>fetch('/api/channels/')</script>\n",
+            "text/html",
+            "text/html",
+        ),
+        ("notes.txt", b"hello\n<img src=x onerror=alert(1)>\n", "text/plain", "text/html"),
+        ("clip.txt", b"see <x-card onmouseover='alert(1)'>here</x-card>", "", "text/html"),
+        ("logo.svg", BOM_COMMENT + SCRIPTED_SVG, "", "image/svg+xml"),
+        ("logo.txt", b"  \n" + b"x" * 3000 + b"\n" + SCRIPTED_SVG, "text/plain", "image/svg+xml"),
+        ("feed.txt", b"# feed\n<?xml version='1.0'?><x:y xmlns:x='urn:x'/>", "", "application/xml"),
+    ],
+    ids=["script-as-html", "img-onerror", "custom-element-handler", "svg-after-comment",
+         "svg-after-text", "xml"],
+)  # fmt: skip
+def test_markup_inside_text_is_refused_as_markup(
+    upload, store, alice, name, content, content_type, detected
+):
+    result = upload(alice, name, content, content_type)
+    assert result["status"] == 415, result
+    assert result["error"]["code"] == "unsupported_type"
+    assert result["error"]["detail"] == f"Files of type {detected} cannot be shared here."
+    assert Attachment.objects.count() == 0
+    assert store.keys() == []
+
+
+def test_text_declared_as_html_is_not_stored_as_text(upload, store, alice):
+    # Even without tags: the uploader's browser called it HTML, and a saved copy would open as such.
+    result = upload(alice, "page.html", b"just words\n", "text/html")
+    assert result["status"] == 415, result
+    assert result["error"]["code"] == "unsupported_type"
+    assert Attachment.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"if a < b and b > c:\n    pass\n", b"<https://example.org> and <me@example.org>\n"],
+)
+def test_text_with_angle_brackets_stays_text(upload, store, alice, content):
+    result = upload(alice, "notes.txt", content, "text/plain")
+    assert result["status"] == 200, result
+    assert result["attachment"]["content_type"] == "text/plain"
+
+
+def test_animation_with_too_many_frames_is_refused(upload, store, settings, alice):
+    settings.ATTACHMENT_MAX_IMAGE_FRAMES = 10
+    result = upload(alice, "flicker.gif", animated("GIF", 11, (4, 4)), "image/gif")
+    assert result["status"] == 413, result
+    assert result["error"]["code"] == "too_large"
+    assert "at most 10 frames" in result["error"]["detail"]
+    assert Attachment.objects.count() == 0
+    assert store.keys() == []
+    small = upload(alice, "blink.gif", animated("GIF", 10, (4, 4)), "image/gif")
+    assert small["status"] == 200, small
 
 
 def test_upload_larger_than_announced_is_refused_at_confirm(store, alice):

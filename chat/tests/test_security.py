@@ -287,7 +287,21 @@ def test_api_post_without_csrf_token_is_refused(bob, general):
         content_type="application/json",
     )
     assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "csrf_failed"
+    assert "reload the page" in error["detail"]
     assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "delete"])
+def test_every_api_csrf_failure_answers_json(bob, method):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    response = getattr(client, method)(f"/api/attachments/{uuid.uuid4()}/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "csrf_failed"
 
 
 @pytest.mark.django_db
@@ -296,6 +310,8 @@ def test_plain_form_post_without_csrf_token_is_refused(bob, general):
     client.force_login(bob)
     response = client.post("/c/photography/general/post/", {"body": "forged"})
     assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert "CSRF verification failed" in response.content.decode()
     assert not Message.objects.exists()
 
 
@@ -368,3 +384,92 @@ def test_hostile_display_name_and_reply_quote_are_inert(alice, bob, general):
     assert inert_problems(page[start : page.index('<div class="typing', start)]) == []
     members = page[page.index('<ul class="member-list"') :]
     assert inert_problems(members[: members.index("</ul>")]) == []
+
+
+# --- NUL and other control characters (PostgreSQL refuses NUL in text) ---------------------
+
+
+@pytest.mark.django_db
+def test_channel_form_with_nul_in_topic_says_why(alice, community):
+    manage = client_for(alice).get("/c/photography/manage/").content.decode()
+    assert 'name="next" value="/c/photography/manage/"' in manage
+    response = client_for(alice).post(
+        "/c/photography/manage/channels/",
+        {
+            "name": "prints",
+            "topic": "wet\x00prints",
+            "kind": "open",
+            "next": "/c/photography/manage/",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "A topic cannot contain control characters." in response.content.decode()
+    assert not community.channels.filter(name="prints").exists()
+
+
+@pytest.mark.django_db
+def test_channel_form_with_nul_in_kind_says_why(alice, community):
+    response = client_for(alice).post(
+        "/c/photography/manage/channels/",
+        {"name": "prints", "topic": "", "kind": "open\x00", "next": "/c/photography/manage/"},
+        follow=True,
+    )
+    assert "Unknown channel kind." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_channel_settings_with_nul_in_topic_says_why(alice, general):
+    topic = general.topic
+    response = client_for(alice).post(
+        f"{general.get_absolute_url()}settings/",
+        {"action": "topic", "topic": "\x00"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "A topic cannot contain control characters." in response.content.decode()
+    general.refresh_from_db()
+    assert general.topic == topic
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["body", "client_id", "attachments"])
+def test_form_post_with_nul_says_why(bob, general, field):
+    data = {"body": "hello", "client_id": str(uuid.uuid4()), field: "x\x00"}
+    response = client_for(bob).post("/c/photography/general/post/", data, follow=True)
+    assert response.status_code == 200
+    assert not Message.objects.filter(channel=general).exclude(author__username="alice").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["body", "client_id", "reply_to"])
+def test_api_post_with_nul_is_a_400(bob, general, field):
+    data = {"body": "hello", "client_id": str(uuid.uuid4()), field: "x\x00"}
+    response = client_for(bob).post(
+        f"/api/channels/{general.id}/messages/", data, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+@pytest.mark.django_db
+def test_channel_page_with_nul_in_reply_to_renders(bob, general):
+    response = client_for(bob).get("/c/photography/general/", {"reply_to": "\x00"})
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", [{"before": "\x00"}, {"after": "1\x00"}, {"limit": "\x00"}])
+def test_history_with_nul_in_the_query_is_a_400(bob, general, query):
+    response = client_for(bob).get(f"/api/channels/{general.id}/messages/", query)
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_attachment_start_with_nul_is_a_400(bob):
+    response = client_for(bob).post(
+        "/api/attachments/",
+        {"name": "a\x00.txt", "size": 3, "content_type": "text/plain\x00"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400

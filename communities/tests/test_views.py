@@ -204,3 +204,67 @@ def test_member_is_redirected_to_general_and_about_page_lists_channels(community
 
 
 # --- Health ---------------------------------------------------------------------------------
+
+
+# --- NUL and other control characters (PostgreSQL refuses NUL in text) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "shown"),
+    [
+        ({"q": "\x00"}, ["Chess Club", "Photography"]),
+        ({"q": "che\x00ss"}, ["Chess Club"]),
+        ({"q": "ch\x1bess\x7f"}, ["Chess Club"]),
+        ({"tag": "\x00x"}, []),
+        ({"tag": "chess\x00"}, ["Chess Club"]),
+    ],
+)
+def test_directory_search_with_control_characters(client, listings, params, shown):
+    response = client.get("/", params)
+    assert response.status_code == 200
+    names = directory_names(response)
+    assert all(name in names for name in shown)
+    if not shown:
+        assert names == []
+
+
+def test_search_box_keeps_the_cleaned_query(client, listings):
+    response = client.get("/", {"q": "che\x00ss"})
+    assert response.context["q"] == "chess"
+    assert "\x00" not in page_text(response)
+
+
+def test_join_request_message_with_nul_is_refused_with_a_message(alice, mallory):
+    secret = community_create(name="Darkroom", visibility="private", by=alice)
+    client = client_for(mallory)
+    assert 'name="next" value="/c/darkroom/?about"' in page_text(client.get("/c/darkroom/?about"))
+    response = client.post(
+        "/c/darkroom/join/", {"message": "hi\x00there", "next": "/c/darkroom/?about"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "A request message cannot contain control characters." in page_text(response)
+    assert not JoinRequest.objects.filter(community=secret).exists()
+
+
+def test_invite_code_with_nul_is_404(mallory):
+    assert client_for(mallory).get("/invite/abc%00def/").status_code == 404
+    assert client_for(mallory).post("/invite/%00/").status_code == 404
+
+
+def test_community_form_with_nul_says_why(mallory):
+    response = client_for(mallory).post(
+        "/communities/new/",
+        {"name": "Knit\x00ting", "description": "Ya\x00rn", "tags": "kn\x00it",
+         "visibility": "public"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in page_text(response)
+    assert not Community.objects.filter(created_by=mallory).exists()
+
+
+def test_manage_page_with_nul_in_role_is_refused(community, alice, bob):
+    response = client_for(alice).post(
+        "/c/photography/manage/", {"action": "role", "user": str(bob.id), "role": "mod\x00"}
+    )
+    assert response.status_code == 302
+    assert Membership.objects.get(community=community, user=bob).role == "member"
