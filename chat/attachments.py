@@ -256,10 +256,11 @@ def attachment_ids_check(ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
     return parsed
 
 
-def attachments_claim(*, message: Message, author: User, ids: list[uuid.UUID]) -> None:
-    """Attach the author's ready, unsent attachments to `message` (inside its transaction)."""
+def attachments_claim(*, message: Message, author: User, ids: list[uuid.UUID]) -> list[Attachment]:
+    """Attach the author's ready, unsent attachments to `message` (inside its transaction);
+    returns them in the order given."""
     if not ids:
-        return
+        return []
     rows = list(
         Attachment.objects.select_for_update().filter(id__in=ids, uploader=author).order_by()
     )
@@ -270,8 +271,11 @@ def attachments_claim(*, message: Message, author: User, ids: list[uuid.UUID]) -
             raise Invalid(f"{row.name} has not finished uploading.")
         if row.message_id is not None:
             raise Conflict(f"{row.name} was already sent with another message.")
+    by_id = {row.id: row for row in rows}
     for position, attachment_id in enumerate(ids):
         Attachment.objects.filter(id=attachment_id).update(message=message, position=position)
+        by_id[attachment_id].message, by_id[attachment_id].position = message, position
+    return [by_id[attachment_id] for attachment_id in ids]
 
 
 # --- Housekeeping ----------------------------------------------------------------------------

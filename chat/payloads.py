@@ -85,15 +85,18 @@ def render_message(
     ).strip()
 
 
-def payload_of(message: Message) -> dict[str, Any]:
-    """The payload already built for this message object (by its broadcast), or a new one."""
-    payload = getattr(message, "payload", None)
-    return payload if payload is not None else message_payload(message)
-
-
-def message_payload(message: Message) -> dict[str, Any]:
-    reactions = reactions_summary(message)
-    attachments = attachments_summary(message)
+def message_payload(
+    message: Message,
+    *,
+    reactions: list[dict[str, Any]] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The MESSAGE object. `reactions` and `attachments`, when the caller has them in hand (a
+    message just written has no reactions yet), spare reading them again."""
+    if reactions is None:
+        reactions = reactions_summary(message)
+    if attachments is None:
+        attachments = attachments_summary(message)
     deleted = message.is_deleted
     return {
         "id": message.id,

@@ -19,7 +19,7 @@ from chat import events, policy
 from chat.attachments import attachment_ids_check, attachments_claim
 from chat.backends import get_backend
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
-from chat.payloads import message_payload
+from chat.payloads import attachment_payload, message_payload
 from chat.rendering import mention_candidates, render_body
 from chat.selectors import mentionable_members
 from communities.models import Community, Membership
@@ -174,12 +174,18 @@ def message_send(
         raise Forbidden("Only moderators post in announcement channels.")
     parent = None
     if reply_to is not None:
-        parent = Message.objects.filter(id=reply_to, channel=channel).first()
+        parent = (
+            Message.objects.select_related("author__profile")
+            .filter(id=reply_to, channel=channel)
+            .first()
+        )
         if parent is None:
             raise NotFound("The message you reply to is not in this channel.")
     ratelimit.hit("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER)
     ratelimit.hit("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL)
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
+    # The author as everyone will see them now (a socket's user object may be hours old).
+    shown_author = User.objects.select_related("profile").get(pk=author.pk)
     try:
         with transaction.atomic():
             # The row lock orders sends per channel: ids commit in increasing order and each
@@ -205,12 +211,20 @@ def message_send(
             ChannelMember.objects.filter(channel=locked, user=author).update(
                 last_read_id=message.id
             )
-            attachments_claim(message=message, author=author, ids=attachment_ids)
+            claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
             external_id = get_backend().send_message(message)
             if external_id:
                 message.external_id = external_id
                 message.save(update_fields=["external_id"])
-            built = _broadcast_message(message, "message.new")
+            message.author = shown_author
+            built = _broadcast_message(
+                message,
+                "message.new",
+                # Built after commit from what is in hand: nothing to read back.
+                payload=lambda: message_payload(
+                    message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
+                ),
+            )
     except IntegrityError:
         # The same client_id raced us; the first one won.
         existing = _existing(author, cid, channel)
@@ -240,17 +254,20 @@ def _with_related(message_id: int) -> Message:
 
 
 def _broadcast_message(
-    message: Message, kind: str, **extra: Any
+    message: Message,
+    kind: str,
+    payload: Callable[[], dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> Callable[[], dict[str, Any] | None]:
-    """Broadcast the message's payload after commit; returns a getter for that payload (None
-    until the broadcast has been built)."""
+    """Broadcast the message's payload after commit (by default read back from the database);
+    returns a getter for that payload (None until the broadcast has been built)."""
     message_id, channel_id = message.id, message.channel_id
     built: list[dict[str, Any]] = []
 
     def build() -> dict[str, Any]:
-        payload = message_payload(_with_related(message_id))
-        built.append(payload)
-        return {"type": kind, "message": payload, **extra}
+        made = payload() if payload is not None else message_payload(_with_related(message_id))
+        built.append(made)
+        return {"type": kind, "message": made, **extra}
 
     events.broadcast_on_commit(
         events.channel_key(channel_id),

@@ -278,3 +278,26 @@ def test_concurrent_sends_with_one_client_id_make_one_message(alice, general):
         ids = set(pool.map(send, range(4)))
     assert len(ids) == 1
     assert Message.objects.filter(author=alice).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_payload_everyone_gets_is_the_payload_read_back(
+    alice, bob, general, django_assert_max_num_queries
+):
+    """The broadcast of a new message is built from the objects in hand, not read back: it must
+    equal what reading the message back gives (history, replays)."""
+    parent = say(general, bob, "a question")
+    # Outside any transaction, as a socket or a request sends: the broadcast is built at commit
+    # from the objects in hand (the statements: the retry check, the reply target, mentions,
+    # the author, then the transaction's lock, insert, channel, mention, read marker).
+    with django_assert_max_num_queries(11):
+        sent = message_send(
+            channel=general,
+            author=alice,
+            body="an answer for @bob",
+            client_id=uuid.uuid4(),
+            reply_to=parent.id,
+        )
+    assert sent.payload == payload_of(sent.message)
+    assert sent.payload["reply_to"]["excerpt"] == "a question"
+    assert 'class="mention"' in sent.payload["html"]
