@@ -368,3 +368,63 @@ def test_hostile_display_name_and_reply_quote_are_inert(alice, bob, general):
     assert inert_problems(page[start : page.index('<div class="typing', start)]) == []
     members = page[page.index('<ul class="member-list"') :]
     assert inert_problems(members[: members.index("</ul>")]) == []
+
+
+# --- Reactions: one emoji, nothing else ---------------------------------------------------------
+
+GOOD_EMOJI = [
+    "👍",
+    "👍🏽",  # skin tone
+    "👩‍👩‍👧",  # ZWJ family
+    "🧑‍💻",
+    "🏳️‍🌈",  # flag with ZWJ
+    "🇫🇷",  # regional-indicator flag
+    "❤️",
+    "❤",  # the unqualified form people type
+    "❤️‍🔥",
+    "1️⃣",  # keycap
+    "🫠",
+]
+BAD_EMOJI = [
+    "👍👍",
+    "👍🎉",
+    "\u202e",  # right-to-left override
+    "\u202e👍",
+    "👍\u202e",
+    "👍\u200d",  # dangling joiner
+    "\u200b👍",  # zero-width space
+    '"',
+    "👍\"'<>",
+    "[👍]",
+    "()",
+    "🏻",  # a skin tone alone is a component, not an emoji
+    "🇦",  # half a flag
+    "1",
+    "#",
+    "a",
+    "ab",
+    "\x00",
+    "",
+]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reactions_accept_exactly_one_emoji(connect, alice, bob, general, settings):
+    settings.RATE_LIMITS_ENABLED = False
+    message = await db(say)(general, alice, "react to me")
+    socket = await connect(bob)
+    await socket.subscribe(general.id)
+    for emoji in BAD_EMOJI:
+        await socket.send({"type": "reaction.add", "message": message.id, "emoji": emoji})
+        reply = await socket.recv_type("error")
+        assert (reply["code"], reply["ref"]) == ("invalid", "reaction.add"), emoji
+    shown = []
+    for emoji in GOOD_EMOJI:
+        await socket.send({"type": "reaction.add", "message": message.id, "emoji": emoji})
+        reply = await socket.recv_type("reaction")
+        assert (reply["emoji"], reply["added"]) == (emoji, True)
+        shown = [r["emoji"] for r in reply["message"]["reactions"]]
+    assert sorted(shown) == sorted(GOOD_EMOJI)
+    assert sorted(await db(list)(Reaction.objects.values_list("emoji", flat=True))) == sorted(
+        GOOD_EMOJI
+    )
