@@ -213,13 +213,19 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         origin: str = "http://testserver",
         expect: bool = True,
         client: Client | None = None,
+        host: str = "testserver",
+        scheme: str = "ws",
     ) -> Any:
-        """`client`: open the socket with that logged-in client's session cookie."""
-        headers = [(b"origin", origin.encode())] if origin else []
+        """`client`: open the socket with that logged-in client's session cookie. `host` and
+        `scheme` are how the handshake reached the server (its Host header, `ws` or `wss`)."""
+        headers = [(b"host", host.encode())] if host else []
+        if origin:
+            headers.append((b"origin", origin.encode()))
         if user is not None or client is not None:
             client = client or await database_sync_to_async(client_for)(user)
             headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+        communicator.scope["scheme"] = scheme  # read when the application starts
         connected, code = await communicator.connect()
         if not expect:
             await communicator.disconnect()

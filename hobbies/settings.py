@@ -55,6 +55,9 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Origins (`https://chat.example.org`) whose pages may open the WebSocket. Empty: the site's own
+# origin as each handshake reaches it, and the CSRF trusted origins (hobbies.guards).
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", "")
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [

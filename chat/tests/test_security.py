@@ -163,9 +163,58 @@ async def test_socket_refused_from_other_sites_and_to_anonymous(connect, bob):
 
 @pytest.mark.django_db(transaction=True)
 async def test_socket_from_our_origin_is_accepted(connect, bob):
-    socket = await connect(bob, origin="http://localhost")
+    socket = await connect(bob, origin="http://localhost", host="localhost")
     await socket.send({"type": "ping"})
     assert (await socket.recv_type("pong"))["type"] == "pong"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("scheme", "host", "origin", "accepted"),
+    [
+        ("ws", "127.0.0.1:8000", "http://127.0.0.1:8000", True),
+        ("ws", "127.0.0.1:8000", "http://127.0.0.1:8000/", True),
+        ("ws", "LocalHost:8000", "http://localhost:8000", True),
+        ("ws", "localhost:8000", "http://LOCALHOST:8000", True),
+        ("ws", "localhost", "http://localhost:80", True),
+        ("wss", "127.0.0.1", "https://127.0.0.1", True),
+        ("wss", "127.0.0.1:8443", "https://127.0.0.1:8443", True),
+        # Another scheme or port is another origin, even on an allowed host.
+        ("ws", "127.0.0.1:8000", "https://127.0.0.1:8000", False),
+        ("ws", "127.0.0.1", "https://127.0.0.1", False),
+        ("ws", "localhost:8000", "http://LOCALHOST:9999", False),
+        ("ws", "localhost:8000", "http://localhost", False),
+        ("wss", "127.0.0.1", "http://127.0.0.1", False),
+        # Another allowed host is another site.
+        ("ws", "127.0.0.1:8000", "http://localhost:8000", False),
+        # A Host we do not serve (DNS rebinding) is refused even from its own page.
+        ("ws", "evil.example", "http://evil.example", False),
+        ("ws", "", "http://127.0.0.1", False),
+        ("ws", "127.0.0.1", "null", False),
+        ("ws", "127.0.0.1", "http://user@127.0.0.1", False),
+        ("ws", "127.0.0.1", "http://127.0.0.1/page", False),
+        ("ws", "127.0.0.1", "ftp://127.0.0.1", False),
+    ],
+)
+async def test_socket_origin_must_match_scheme_host_and_port(
+    connect, bob, scheme, host, origin, accepted
+):
+    connected, code = await connect(bob, origin=origin, host=host, scheme=scheme, expect=False)
+    assert connected is accepted, code
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_configured_websocket_origins_replace_the_default(connect, bob, settings):
+    settings.WEBSOCKET_ALLOWED_ORIGINS = ["https://chat.example.org"]
+    for origin, accepted in (
+        ("https://chat.example.org", True),
+        ("https://CHAT.example.org:443", True),
+        ("http://chat.example.org", False),
+        ("https://chat.example.org:8443", False),
+        ("http://testserver", False),
+    ):
+        connected, _ = await connect(bob, origin=origin, expect=False)
+        assert connected is accepted, origin
 
 
 # --- Hostile frames -------------------------------------------------------------------------
