@@ -197,6 +197,13 @@ class Socket:
         await self.send({"type": "subscribe", "channel": channel_id, "since": since})
         return await self.recv_type("subscribed")
 
+    async def closed_with(self, timeout: float = 3) -> int | None:
+        """The close code the server closes this socket with (frames before it are skipped)."""
+        while True:
+            output = await self.communicator.receive_output(timeout)
+            if output["type"] == "websocket.close":
+                return output.get("code")
+
     async def close(self) -> None:
         await self.communicator.disconnect()
 

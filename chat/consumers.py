@@ -69,7 +69,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         session = self.scope.get("session")
         self.user, self.user_id = user, user.id
@@ -89,6 +89,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await hub.attach(user_key(self.user_id), self)
         if await sync_to_async(presence_touch)(self.user_id):
             await self._announce_presence(online=True)
+
+    async def _refuse(self, code: int) -> None:
+        """Open, then close with `code`: a socket refused before the handshake completes shows
+        the browser only 1006, which it retries for ever; a close code tells it why."""
+        await self.accept()
+        await self.close(code=code)
 
     def _profile(self) -> tuple[dict[str, Any], list[int]]:
         ids = list(self.user.memberships.values_list("community_id", flat=True))

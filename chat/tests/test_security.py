@@ -155,10 +155,23 @@ async def test_socket_refused_from_other_sites_and_to_anonymous(connect, bob):
         (bob, "http://evil.example"),
         (bob, ""),
         (bob, "http://testserver.evil.example"),
-        (None, "http://testserver"),
+        (None, "http://evil.example"),
     ):
         connected, _ = await connect(user, origin=origin, expect=False)
         assert connected is False, (user, origin)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_anonymous_socket_is_opened_then_closed_as_signed_out(connect, bob):
+    """Refusing before the handshake completes shows the browser only 1006, which it retries
+    for ever; an open socket closed with 4401 tells the page to say "signed out"."""
+    socket = await connect(None)
+    assert await socket.closed_with() == 4401
+    client, stale = await db(client_for)(bob), Client()
+    stale.cookies["sessionid"] = client.cookies["sessionid"].value
+    await db(client.logout)()
+    socket = await connect(None, client=stale)  # a session cookie that is no longer valid
+    assert await socket.closed_with() == 4401
 
 
 @pytest.mark.django_db(transaction=True)
