@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_LOGGED_OUT = 4001
+CLOSE_REVOKED = 4403
 TYPING_INTERVAL = 2.0
 FRAME_BURST = 60
 FRAME_RATE = 20.0  # frames per second, refilled continuously
@@ -78,6 +80,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self.subscriptions: dict[str, Subscription] = {}
         self.tokens, self.tokens_at = float(FRAME_BURST), time.monotonic()
+        self.checked_at = -math.inf
         await self.accept()
         self.outbox = Outbox(
             self.scope.get(SCOPE_KEY) or Connection(),
@@ -85,8 +88,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             close=lambda code: self.close(code=code),
             label=f"user {self.user_id}",
         )
-        self.me, self.community_ids = await database_sync_to_async(self._profile)()
+        # Listen first, then read the account: a deactivation that commits after the read
+        # arrives as a control event, one that committed before it is in the read.
         await hub.attach(user_key(self.user_id), self)
+        self.me, self.community_ids = await database_sync_to_async(self._profile)()
+        if not await self._still_allowed():
+            return
         if await sync_to_async(presence_touch)(self.user_id):
             await self._announce_presence(online=True)
 
@@ -99,6 +106,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _profile(self) -> tuple[dict[str, Any], list[int]]:
         ids = list(self.user.memberships.values_list("community_id", flat=True))
         return author_payload(self.user), ids
+
+    async def _still_allowed(self) -> bool:
+        """Whether the account is still active with the password it had when the socket
+        opened; if not, the socket closes with `CLOSE_REVOKED`. Read at most once every
+        `CHAT_AUTH_RECHECK_SECONDS` (deactivations and password changes close sockets at once
+        through a control event; this catches changes that sent none, such as bulk updates)."""
+        now = time.monotonic()
+        if now < self.checked_at + settings.CHAT_AUTH_RECHECK_SECONDS:
+            return True
+        self.checked_at = now
+        allowed = await database_sync_to_async(
+            User.objects.filter(pk=self.user_id, is_active=True, password=self.user.password).exists
+        )()
+        if not allowed:
+            self._revoke()
+        return allowed
+
+    def _revoke(self) -> None:
+        self.subscriptions.clear()
+        self.outbox.close_with(CLOSE_REVOKED)
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "subscriptions"):
@@ -149,6 +176,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     {"type": "unsubscribed", "channel": event["channel"], "reason": "removed"}
                 )
                 asyncio.get_running_loop().create_task(self._release(ckey, sub.community_id))
+        elif action == "close" and event.get("reason") == "revoked":
+            self._revoke()
         elif action == "close" and event.get("session") == self.session_hash:
             self.subscriptions.clear()
             self.outbox.close_with(CLOSE_LOGGED_OUT)
@@ -185,6 +214,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if handler is None:
                 raise Invalid(f"Unknown frame type {kind[:40]!r}.")
             self._spend_token()
+            if not await self._still_allowed():
+                return
             await handler(self, frame)
         except DomainError as exc:
             self._reply({"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref})
