@@ -24,6 +24,7 @@ from accounts.models import User
 from chat import hub as hub_module
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
+from chat.models import Channel
 from chat.outbox import Outbox
 from chat.payloads import author_payload
 from chat.presence import presence_clear, presence_touch
@@ -49,12 +50,20 @@ from hobbies.parsing import (
     parse_uuid_list,
     require_id,
 )
+from hobbies.ratelimit import Budget
 
 logger = logging.getLogger(__name__)
+
+
+def replay_budget() -> Budget:
+    """Messages replayed to one user, over all their sockets and the server's processes."""
+    return Budget("replay", settings.CHAT_REPLAY_BUDGET)
+
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_LOGGED_OUT = 4001
 CLOSE_REVOKED = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429
 TYPING_INTERVAL = 2.0
 FRAME_BURST = 60
 FRAME_RATE = 20.0  # frames per second, refilled continuously
@@ -88,6 +97,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             close=lambda code: self.close(code=code),
             label=f"user {self.user_id}",
         )
+        if hub.listeners(user_key(self.user_id)) >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            # Counted and attached with no await between, so two connects cannot both pass.
+            self.outbox.close_with(CLOSE_TOO_MANY_SOCKETS)
+            return
         # Listen first, then read the account: a deactivation that commits after the read
         # arrives as a control event, one that committed before it is in the read.
         await hub.attach(user_key(self.user_id), self)
@@ -218,7 +231,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             await handler(self, frame)
         except DomainError as exc:
-            self._reply({"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref})
+            error = {"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref}
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                error["retry_after"] = exc.retry_after
+            self._reply(error)
         except Exception:
             logger.exception("socket frame failed for user %s", self.user_id)
             self._reply(
@@ -237,14 +253,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tokens = min(FRAME_BURST, self.tokens + (now - self.tokens_at) * FRAME_RATE)
         self.tokens_at = now
         if self.tokens < 1:
-            raise RateLimited("Slow down: too many frames.")
+            raise RateLimited("Slow down: too many frames.", retry_after=1)
         self.tokens -= 1
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         since = frame.get("since")
         since = None if since is None else parse_count(since, "since", text=False)
-        channel = await database_sync_to_async(channel_for_member)(
-            self.user, parse_id(frame.get("channel"))
+        channel = await database_sync_to_async(self._subscribe_target)(
+            parse_id(frame.get("channel")), since
         )
         ckey = channel_key(channel.id)
         sub = Subscription(community_id=channel.community_id)
@@ -252,7 +268,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Listen first, then read (see chat.replay).
         await hub.attach(ckey, self)
         await hub.attach(community_key(channel.community_id), self)
-        caught_up: Replay = await database_sync_to_async(replay)(channel, since)
+        caught_up: Replay = await database_sync_to_async(self._replay)(channel, since)
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
         for frame_text in caught_up.frames:
@@ -267,6 +283,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._reply(reply)
         for queued, meta in sub.covered(caught_up.last_id):
             self.deliver(ckey, queued, meta)
+
+    def _subscribe_target(self, channel_id: int | None, since: int | None) -> Channel:
+        channel = channel_for_member(self.user, channel_id)
+        if since is not None:
+            replay_budget().check(str(self.user_id))
+        return channel
+
+    def _replay(self, channel: Channel, since: int | None) -> Replay:
+        caught_up = replay(channel, since)
+        # What the replay read: every message it sent, or the limit when it sent none.
+        cost = settings.CHAT_REPLAY_LIMIT if caught_up.truncated else len(caught_up.frames)
+        replay_budget().spend(str(self.user_id), cost)
+        return caught_up
 
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
         ckey = channel_key(require_id(frame.get("channel"), "channel", text=False))

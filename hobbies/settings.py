@@ -283,6 +283,7 @@ CHAT_SOCKET_DRAIN_SECONDS = env_int("CHAT_SOCKET_DRAIN_SECONDS", 10)
 CHAT_FRAME_MAX_BYTES = env_int("CHAT_FRAME_MAX_BYTES", 64 * 1024)
 CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 60)
 CHAT_AUTH_RECHECK_SECONDS = env_int("CHAT_AUTH_RECHECK_SECONDS", 60)
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
 RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
 RATE_LIMIT_MESSAGES_USER = env_rate("RATE_LIMIT_MESSAGES_USER", "20/10")
 RATE_LIMIT_MESSAGES_CHANNEL = env_rate("RATE_LIMIT_MESSAGES_CHANNEL", "60/10")
@@ -290,6 +291,8 @@ RATE_LIMIT_REACTIONS_USER = env_rate("RATE_LIMIT_REACTIONS_USER", "30/10")
 RATE_LIMIT_LOGIN = env_rate("RATE_LIMIT_LOGIN", "10/300")
 RATE_LIMIT_SIGNUP = env_rate("RATE_LIMIT_SIGNUP", "5/3600")
 RATE_LIMIT_UPLOADS_USER = env_rate("RATE_LIMIT_UPLOADS_USER", "60/60")
+# Messages replayed to one user (subscribe with `since`), over all their sockets.
+CHAT_REPLAY_BUDGET = env_rate("CHAT_REPLAY_BUDGET", "3000/60")
 
 # --- Attachments ----------------------------------------------------------------------------
 # `local` keeps files under VAR_DIR/attachments and serves them through Django; `s3` keeps them

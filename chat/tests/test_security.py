@@ -6,6 +6,7 @@ channel. Neither learns anything, or writes anything, through any endpoint or fr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -490,3 +491,49 @@ async def test_reactions_accept_exactly_one_emoji(connect, alice, bob, general, 
     assert sorted(await db(list)(Reaction.objects.values_list("emoji", flat=True))) == sorted(
         GOOD_EMOJI
     )
+
+
+# --- Replays and sockets per user -----------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_replays_are_budgeted_per_user_across_sockets(connect, alice, bob, general, settings):
+    settings.CHAT_REPLAY_BUDGET = (20, 60)
+    for n in range(15):
+        await db(say)(general, alice, f"old {n}")
+    first, second = await connect(bob), await connect(bob)
+
+    async def replay(socket) -> dict:
+        await socket.send({"type": "subscribe", "channel": general.id, "since": 0})
+        frames = await socket.until("subscribed")  # an error frame raises here
+        await socket.send({"type": "unsubscribe", "channel": general.id})
+        await socket.recv_type("unsubscribed")
+        return frames
+
+    assert len([f for f in await replay(first) if f["type"] == "message.new"]) == 15
+    assert len([f for f in await replay(second) if f["type"] == "message.new"]) == 15
+    for socket in (first, second):  # 30 replayed: the budget of 20 a minute is spent
+        await socket.send({"type": "subscribe", "channel": general.id, "since": 0})
+        error = await socket.recv_type("error")
+        assert (error["code"], error["ref"]) == ("rate_limited", "subscribe")
+        assert 1 <= error["retry_after"] <= 120
+    # Others are not held back, and subscribing without a replay still works.
+    assert len([f for f in await replay(await connect(alice)) if f["type"] == "message.new"]) == 15
+    assert (await first.subscribe(general.id))["last_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sockets_per_user_are_capped(connect, alice, bob, settings):
+    settings.CHAT_MAX_SOCKETS_PER_USER = 3
+    sockets = [await connect(bob) for _ in range(3)]
+    for socket in sockets:  # each is fully open
+        await socket.send({"type": "ping"})
+        await socket.recv_type("pong")
+    extra = await connect(bob)
+    assert await extra.closed_with() == 4429
+    assert await (await connect(alice)).nothing()  # someone else's socket stays open
+    await sockets[0].close()
+    await asyncio.sleep(0.05)
+    again = await connect(bob)
+    await again.send({"type": "ping"})
+    assert (await again.recv_type("pong"))["type"] == "pong"
