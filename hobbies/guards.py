@@ -3,14 +3,21 @@
 - `OriginValidator`: a WebSocket handshake whose `Origin` is not one of ours (scheme, host and
   port all compared) is refused with HTTP 403, so a page on another site cannot open a socket
   with our users' cookies.
+- Request bodies over `body_limit(path)` are refused with 413 before they are read: by
+  `LimitedWebRequest` under daphne, which otherwise reads the whole body, then queues all of it
+  for the application at once; and by `BodyLimit` in front of Django for any ASGI server.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
+from io import BytesIO
 from typing import Any
 from urllib.parse import urlsplit
 
 from channels.security.websocket import WebsocketDenier
+from daphne import http_protocol
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
@@ -101,3 +108,127 @@ class OriginValidator:
         if scope["type"] == "websocket" and not origin_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
         return await self.app(scope, receive, send)
+
+
+# --- Request bodies -------------------------------------------------------------------------
+
+# The local storage's upload endpoint takes a whole attachment (chat.storage, `upload`).
+UPLOAD_PATH = re.compile(r"^/api/attachments/[0-9a-fA-F-]{32,36}/upload/$")
+UPLOAD_FORM_BYTES = 64 * 1024  # the multipart envelope and the upload's signed fields
+TOO_LARGE_BODY = b"Request body too large.\n"
+TOO_LARGE_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(TOO_LARGE_BODY)).encode()),
+    (b"connection", b"close"),
+]
+
+
+def body_limit(path: str) -> int:
+    """The most bytes a request body to `path` may have."""
+    if UPLOAD_PATH.match(path):
+        return max(settings.REQUEST_MAX_BYTES, settings.ATTACHMENT_MAX_BYTES + UPLOAD_FORM_BYTES)
+    return int(settings.REQUEST_MAX_BYTES)
+
+
+class LimitedWebRequest(http_protocol.WebRequest):  # type: ignore[misc]
+    """daphne's request, refusing a body over the limit as soon as its size shows.
+
+    Twisted reads the whole body before daphne hands the request to the application, and daphne
+    then queues all of it at once, so an ASGI middleware would see it only once it is all in
+    memory. Here a `Content-Length` over the limit is answered with 413 before a byte of the body
+    is read, and a chunked body is cut off once it passes the limit; the connection closes.
+    """
+
+    refused = False
+    limit = 0
+    received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        path = bytes(getattr(self.channel, "_path", b"") or b"").split(b"?")[0]
+        self.limit = body_limit(path.decode("latin1"))
+        if length is not None and length > self.limit:
+            self.refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.refused:
+            return
+        self.received += len(data)
+        if self.received > self.limit:
+            self.refuse()
+            return
+        super().handleContentChunk(data)
+
+    def process(self) -> Any:
+        if self.refused:
+            return None
+        return super().process()
+
+    def refuse(self) -> None:
+        self.refused = True
+        self.content = BytesIO()
+        # Not "100 Continue" after all: the client need not send the body.
+        self.requestHeaders.removeHeader(b"expect")
+        head = b"".join(k + b": " + v + b"\r\n" for k, v in TOO_LARGE_HEADERS)
+        transport = self.channel.transport if self.channel is not None else None
+        if transport is not None:
+            transport.write(b"HTTP/1.1 413 Content Too Large\r\n" + head + b"\r\n" + TOO_LARGE_BODY)
+            self.channel.loseConnection()
+
+
+def install_daphne_body_limit() -> None:
+    """Make daphne build `LimitedWebRequest`s (its HTTP factory looks the class up by name)."""
+    http_protocol.WebRequest = LimitedWebRequest
+
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuses (413) an HTTP request whose body is over `body_limit`, whatever the server: by its
+    `Content-Length` before reading, or, as the body arrives, once it passes the limit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> Any:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = body_limit(scope.get("path", ""))
+        declared = header(scope, b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
+            return await too_large(send)
+        received = 0
+        over = False
+        started = False
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    over = True
+                    return {"type": "http.disconnect"}  # Django stops reading: RequestAborted
+            return message
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if over and not started:
+                return  # the 413 below answers instead
+            started = True
+            await send(message)
+
+        result = await self.app(scope, limited_receive, watched_send)
+        if over and not started:
+            await too_large(send)
+        return result
+
+
+async def too_large(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 413, "headers": TOO_LARGE_HEADERS})
+    await send({"type": "http.response.body", "body": TOO_LARGE_BODY})

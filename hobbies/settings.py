@@ -59,6 +59,9 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # origin as each handshake reaches it, and the CSRF trusted origins (hobbies.guards).
 WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", "")
 PORT = env_int("PORT", 8000)
+# The largest request body (the local attachment upload takes ATTACHMENT_MAX_BYTES more);
+# larger ones are refused with 413 before they are read (hobbies.guards).
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 4 * 1024 * 1024)
 
 INSTALLED_APPS = [
     "daphne",
@@ -281,6 +284,7 @@ CHAT_SOCKET_MAX_PENDING = env_int("CHAT_SOCKET_MAX_PENDING", 4096)
 CHAT_SOCKET_MAX_BUFFER_BYTES = env_int("CHAT_SOCKET_MAX_BUFFER_BYTES", 1024 * 1024)
 CHAT_SOCKET_DRAIN_SECONDS = env_int("CHAT_SOCKET_DRAIN_SECONDS", 10)
 CHAT_FRAME_MAX_BYTES = env_int("CHAT_FRAME_MAX_BYTES", 64 * 1024)
+CHAT_SOCKET_MAX_INBOUND_BYTES = env_int("CHAT_SOCKET_MAX_INBOUND_BYTES", 256 * 1024)
 CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 60)
 CHAT_AUTH_RECHECK_SECONDS = env_int("CHAT_AUTH_RECHECK_SECONDS", 60)
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
