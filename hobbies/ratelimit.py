@@ -27,7 +27,7 @@ def hit(scope: str, key: str, rate: tuple[int, int]) -> None:
             count = 1
     if count > limit:
         retry = max(1, math.ceil(bucket * window + window - time.time()))
-        raise RateLimited(f"Too many requests; try again in {retry} seconds.", retry_after=retry)
+        raise RateLimited(f"Too many requests; try again in {window} seconds.", retry_after=retry)
 
 
 class Budget:
