@@ -198,6 +198,13 @@ class Socket:
         await self.send({"type": "subscribe", "channel": channel_id, "since": since})
         return await self.recv_type("subscribed")
 
+    async def closed_with(self, timeout: float = 3) -> int | None:
+        """The close code the server closes this socket with (frames before it are skipped)."""
+        while True:
+            output = await self.communicator.receive_output(timeout)
+            if output["type"] == "websocket.close":
+                return output.get("code")
+
     async def close(self) -> None:
         await self.communicator.disconnect()
 
@@ -214,13 +221,19 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         origin: str = "http://testserver",
         expect: bool = True,
         client: Client | None = None,
+        host: str = "testserver",
+        scheme: str = "ws",
     ) -> Any:
-        """`client`: open the socket with that logged-in client's session cookie."""
-        headers = [(b"origin", origin.encode())] if origin else []
+        """`client`: open the socket with that logged-in client's session cookie. `host` and
+        `scheme` are how the handshake reached the server (its Host header, `ws` or `wss`)."""
+        headers = [(b"host", host.encode())] if host else []
+        if origin:
+            headers.append((b"origin", origin.encode()))
         if user is not None or client is not None:
             client = client or await database_sync_to_async(client_for)(user)
             headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+        communicator.scope["scheme"] = scheme  # read when the application starts
         connected, code = await communicator.connect()
         if not expect:
             await communicator.disconnect()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from chat import hub as hub_module
 from chat.dbthreads import db
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
+from chat.models import Channel
 from chat.outbox import Outbox
 from chat.payloads import author_payload
 from chat.presence import presence_clear, presence_touch
@@ -48,12 +50,21 @@ from hobbies.parsing import (
     parse_uuid_list,
     require_id,
 )
+from hobbies.ratelimit import Budget
 
 logger = logging.getLogger(__name__)
+
+
+def replay_budget() -> Budget:
+    """Messages replayed to one user, over all their sockets and the server's processes."""
+    return Budget("replay", settings.CHAT_REPLAY_BUDGET)
+
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_LOGGED_OUT = 4001
 CLOSE_RECONNECT = 4012
+CLOSE_REVOKED = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429
 TYPING_INTERVAL = 2.0
 FRAME_BURST = 60
 FRAME_RATE = 20.0  # frames per second, refilled continuously
@@ -70,7 +81,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         session = self.scope.get("session")
         self.user, self.user_id = user, user.id
@@ -79,6 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self.subscriptions: dict[str, Subscription] = {}
         self.tokens, self.tokens_at = float(FRAME_BURST), time.monotonic()
+        self.checked_at = -math.inf
         await self.accept()
         self.outbox = Outbox(
             self.scope.get(SCOPE_KEY) or Connection(),
@@ -86,14 +98,48 @@ class ChatConsumer(AsyncWebsocketConsumer):
             close=lambda code: self.close(code=code),
             label=f"user {self.user_id}",
         )
-        self.me, self.community_ids = await db(self._profile)()
+        if hub.listeners(user_key(self.user_id)) >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            # Counted and attached with no await between, so two connects cannot both pass.
+            self.outbox.close_with(CLOSE_TOO_MANY_SOCKETS)
+            return
+        # Listen first, then read the account: a deactivation that commits after the read
+        # arrives as a control event, one that committed before it is in the read.
         await hub.attach(user_key(self.user_id), self)
+        self.me, self.community_ids = await db(self._profile)()
+        if not await self._still_allowed():
+            return
         if await sync_to_async(presence_touch)(self.user_id):
             await self._announce_presence(online=True)
+
+    async def _refuse(self, code: int) -> None:
+        """Open, then close with `code`: a socket refused before the handshake completes shows
+        the browser only 1006, which it retries for ever; a close code tells it why."""
+        await self.accept()
+        await self.close(code=code)
 
     def _profile(self) -> tuple[dict[str, Any], list[int]]:
         ids = list(self.user.memberships.values_list("community_id", flat=True))
         return author_payload(self.user), ids
+
+    async def _still_allowed(self) -> bool:
+        """Whether the account is still active with the password it had when the socket
+        opened; if not, the socket closes with `CLOSE_REVOKED`. Read at most once every
+        `CHAT_AUTH_RECHECK_SECONDS` (deactivations and password changes close sockets at once
+        through a control event; this catches changes that sent none, such as bulk updates)."""
+        now = time.monotonic()
+        if now < self.checked_at + settings.CHAT_AUTH_RECHECK_SECONDS:
+            return True
+        self.checked_at = now
+        allowed = await db(
+            User.objects.filter(pk=self.user_id, is_active=True, password=self.user.password).exists
+        )()
+        if not allowed:
+            self._revoke()
+        return allowed
+
+    def _revoke(self) -> None:
+        self.subscriptions.clear()
+        self.outbox.close_with(CLOSE_REVOKED)
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "subscriptions"):
@@ -144,6 +190,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     {"type": "unsubscribed", "channel": event["channel"], "reason": "removed"}
                 )
                 asyncio.get_running_loop().create_task(self._release(ckey, sub.community_id))
+        elif action == "close" and event.get("reason") == "revoked":
+            self._revoke()
         elif action == "close" and event.get("session") == self.session_hash:
             self.subscriptions.clear()
             self.outbox.close_with(CLOSE_LOGGED_OUT)
@@ -184,9 +232,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if handler is None:
                 raise Invalid(f"Unknown frame type {kind[:40]!r}.")
             self._spend_token()
+            if not await self._still_allowed():
+                return
             await handler(self, frame)
         except DomainError as exc:
-            self._reply({"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref})
+            error = {"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref}
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                error["retry_after"] = exc.retry_after
+            self._reply(error)
         except Exception:
             logger.exception("socket frame failed for user %s", self.user_id)
             self._reply(
@@ -205,21 +258,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tokens = min(FRAME_BURST, self.tokens + (now - self.tokens_at) * FRAME_RATE)
         self.tokens_at = now
         if self.tokens < 1:
-            raise RateLimited("Slow down: too many frames.")
+            raise RateLimited("Slow down: too many frames.", retry_after=1)
         self.tokens -= 1
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         seq, since = frame.get("seq"), frame.get("since")
         seq = None if seq is None else parse_count(seq, "seq", text=False)
         since = None if since is None else parse_count(since, "since", text=False)
-        channel = await db(channel_for_member)(self.user, parse_id(frame.get("channel")))
+        resumes = seq is not None or since is not None
+        channel = await db(self._subscribe_target)(parse_id(frame.get("channel")), resumes)
         ckey = channel_key(channel.id)
         sub = Subscription(community_id=channel.community_id)
         self.subscriptions[ckey] = sub
         # Listen first, then read (see chat.replay).
         await hub.attach(ckey, self)
         await hub.attach(community_key(channel.community_id), self)
-        caught_up: Replay = await db(replay)(channel, seq=seq, since=since)
+        caught_up: Replay = await db(self._replay)(channel, seq, since)
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
         for frame_text in caught_up.frames:
@@ -235,6 +289,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._reply(reply)
         for queued, meta in sub.covered(caught_up.last_seq):
             self.deliver(ckey, queued, meta)
+
+    def _subscribe_target(self, channel_id: int | None, resumes: bool) -> Channel:
+        channel = channel_for_member(self.user, channel_id)
+        if resumes:
+            replay_budget().check(str(self.user_id))
+        return channel
+
+    def _replay(self, channel: Channel, seq: int | None, since: int | None) -> Replay:
+        caught_up = replay(channel, seq=seq, since=since)
+        # What the replay read: every message it sent, or the limit when it sent none.
+        cost = settings.CHAT_REPLAY_LIMIT if caught_up.truncated else len(caught_up.frames)
+        replay_budget().spend(str(self.user_id), cost)
+        return caught_up
 
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
         ckey = channel_key(require_id(frame.get("channel"), "channel", text=False))

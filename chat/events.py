@@ -35,6 +35,12 @@ def control_on_commit(key: str, action: str, **data: Any) -> None:
     )
 
 
+def sockets_close_on_commit(user_id: int) -> None:
+    """After commit, close every socket of the user, in every server process (code 4403): the
+    account was deactivated, its password changed, or the user was banned."""
+    control_on_commit(user_key(user_id), "close", reason="revoked")
+
+
 def channel_key(channel_id: int) -> str:
     return f"c:{channel_id}"
 

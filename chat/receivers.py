@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -51,3 +52,27 @@ def close_sockets_on_logout(
     events.control_on_commit(
         events.user_key(user.pk), "close", session=session_hash(request.session.session_key)
     )
+
+
+@receiver(pre_save, sender=User, dispatch_uid="chat.user_pre_save")
+def note_access(sender: Any, instance: User, update_fields: Any = None, **kwargs: Any) -> None:
+    """Remember whether the account was active, and its password hash, before the save."""
+    instance._access_before = None  # type: ignore[attr-defined]
+    if instance.pk is None or (
+        update_fields is not None and not {"is_active", "password"} & set(update_fields)
+    ):
+        return
+    instance._access_before = (  # type: ignore[attr-defined]
+        User.objects.filter(pk=instance.pk).values_list("is_active", "password").first()
+    )
+
+
+@receiver(post_save, sender=User, dispatch_uid="chat.user_post_save")
+def close_sockets_on_revoke(sender: Any, instance: User, created: bool, **kwargs: Any) -> None:
+    """Deactivating an account or changing its password closes all of the user's sockets."""
+    before = getattr(instance, "_access_before", None)
+    if created or before is None:
+        return
+    was_active, password = before
+    if (was_active and not instance.is_active) or password != instance.password:
+        events.sockets_close_on_commit(instance.pk)

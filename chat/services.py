@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -328,11 +329,14 @@ def message_delete(*, message: Message, by: User) -> Message:
 
 
 def _clean_emoji(emoji: str) -> str:
+    """Exactly one emoji of the Unicode set (one grapheme: skin tones, ZWJ sequences, flags and
+    keycaps included), nothing around it but trimmed spaces."""
     emoji = unicodedata.normalize("NFC", emoji.strip())
-    if not emoji or len(emoji) > MAX_EMOJI_LENGTH:
-        raise Invalid("Pick one emoji.")
-    if not any(unicodedata.category(ch) == "So" for ch in emoji) or any(
-        ch.isspace() or ch.isalpha() or unicodedata.category(ch) == "Cc" for ch in emoji
+    if (
+        len(emoji) > MAX_EMOJI_LENGTH
+        or not emoji_data.is_emoji(emoji)
+        # A skin tone or hair component alone is not an emoji.
+        or emoji_data.EMOJI_DATA[emoji]["status"] == emoji_data.STATUS["component"]
     ):
         raise Invalid("Pick one emoji.")
     return emoji

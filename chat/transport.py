@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from django.conf import settings
 
 SCOPE_KEY = "hobbies.connection"
 TEXT_OPCODE = 0x81  # FIN + text frame
@@ -89,6 +93,54 @@ class Connection:
         return True
 
 
+class InboundLimit:
+    """Stops reading from a client while the frames it sent wait unread past `limit` bytes.
+
+    daphne puts every incoming frame on the application's queue at once, and the queue has no
+    bound, so a client that sends faster than the consumer handles frames would grow the server
+    without limit. Here the connection's transport stops reading when the queued frames pass
+    `limit` bytes, and reads again when the consumer has taken them down to half: the client's
+    sends wait in TCP, in its own memory.
+    """
+
+    def __init__(self, protocol: Any, limit: int) -> None:
+        self._protocol = protocol
+        self._limit = limit
+        self._sizes: deque[int] = deque()
+        self._queued = 0
+        self._paused = False
+        self._on_message = protocol.onMessage
+        protocol.onMessage = self._message  # this connection's protocol only
+
+    def _message(self, payload: bytes, is_binary: bool) -> None:
+        self._sizes.append(len(payload))
+        self._queued += len(payload)
+        self._on_message(payload, is_binary)
+        if self._queued > self._limit:
+            # Again at every frame: Twisted resumes reading when its write buffer drains.
+            self._paused = True
+            self._protocol.transport.pauseProducing()
+
+    def taken(self, message: dict[str, Any]) -> None:
+        """The consumer took `message` off the queue."""
+        if message.get("type") != "websocket.receive" or not self._sizes:
+            return
+        self._queued -= self._sizes.popleft()
+        if self._paused and self._queued <= self._limit // 2:
+            self._paused = False
+            transport = self._protocol.transport
+            if transport is not None:
+                transport.resumeProducing()
+
+    def receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
+        async def bounded() -> dict[str, Any]:
+            message = await receive()
+            self.taken(message)
+            return message
+
+        return bounded
+
+
 def connection_for(send: Any) -> Connection:
     # daphne hands the application `partial(server.handle_reply, protocol)`, the protocol being
     # autobahn's WebSocketServerProtocol over a Twisted transport.
@@ -98,12 +150,18 @@ def connection_for(send: Any) -> Connection:
 
 
 class ConnectionMiddleware:
-    """Puts the connection's `Connection` into the WebSocket scope."""
+    """Puts the connection's `Connection` into the WebSocket scope, and bounds what the client
+    may have queued for the consumer (`InboundLimit`)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket":
-            scope = {**scope, SCOPE_KEY: connection_for(send)}
+            connection = connection_for(send)
+            scope = {**scope, SCOPE_KEY: connection}
+            protocol = connection._protocol
+            if protocol is not None and hasattr(protocol, "onMessage"):
+                limit = InboundLimit(protocol, settings.CHAT_SOCKET_MAX_INBOUND_BYTES)
+                receive = limit.receive(receive)
         return await self.app(scope, receive, send)

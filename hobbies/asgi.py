@@ -10,18 +10,21 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.transport import ConnectionMiddleware  # noqa: E402
+from hobbies.guards import BodyLimit, OriginValidator, install_daphne_body_limit  # noqa: E402
+
+# Under daphne, bodies over the limit are refused before they are read (hobbies.guards).
+install_daphne_body_limit()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        # Origin is checked against ALLOWED_HOSTS: a page on another site cannot open a socket
-        # with our users' cookies.
+        "http": BodyLimit(django_asgi_app),
+        # The whole Origin (scheme, host, port) must be ours: a page on another site cannot
+        # open a socket with our users' cookies.
         "websocket": ConnectionMiddleware(
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

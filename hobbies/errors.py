@@ -42,6 +42,10 @@ class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
 
+    def __init__(self, detail: str = "", retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after  # seconds until trying again can succeed, when known
+
 
 class TooLarge(DomainError):
     code = "too_large"

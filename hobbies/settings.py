@@ -63,7 +63,13 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # Proxies (load balancer, CDN) in front of the app that append to X-Forwarded-For; the client's
 # address is read that many entries from the right (`hobbies.http.client_ip`). 0: REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXIES", 0)
+# Origins (`https://chat.example.org`) whose pages may open the WebSocket. Empty: the site's own
+# origin as each handshake reaches it, and the CSRF trusted origins (hobbies.guards).
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", "")
 PORT = env_int("PORT", 8000)
+# The largest request body (the local attachment upload takes ATTACHMENT_MAX_BYTES more);
+# larger ones are refused with 413 before they are read (hobbies.guards).
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 4 * 1024 * 1024)
 
 INSTALLED_APPS = [
     "daphne",
@@ -303,6 +309,7 @@ CHAT_SOCKET_MAX_PENDING = env_int("CHAT_SOCKET_MAX_PENDING", 4096)
 CHAT_SOCKET_MAX_BUFFER_BYTES = env_int("CHAT_SOCKET_MAX_BUFFER_BYTES", 1024 * 1024)
 CHAT_SOCKET_DRAIN_SECONDS = env_int("CHAT_SOCKET_DRAIN_SECONDS", 10)
 CHAT_FRAME_MAX_BYTES = env_int("CHAT_FRAME_MAX_BYTES", 64 * 1024)
+CHAT_SOCKET_MAX_INBOUND_BYTES = env_int("CHAT_SOCKET_MAX_INBOUND_BYTES", 256 * 1024)
 CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 60)
 # Threads (each with its own database connection) that run the sockets' database work.
 CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 8)
@@ -310,6 +317,8 @@ CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 8)
 # published, and checks that the channel layer still delivers to it (docs/architecture.md).
 CHAT_HEAD_INTERVAL = env_float("CHAT_HEAD_INTERVAL", 2.0)
 CHAT_HUB_CANARY_SECONDS = env_float("CHAT_HUB_CANARY_SECONDS", 5.0)
+CHAT_AUTH_RECHECK_SECONDS = env_int("CHAT_AUTH_RECHECK_SECONDS", 60)
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
 RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
 RATE_LIMIT_MESSAGES_USER = env_rate("RATE_LIMIT_MESSAGES_USER", "20/10")
 RATE_LIMIT_MESSAGES_CHANNEL = env_rate("RATE_LIMIT_MESSAGES_CHANNEL", "60/10")
@@ -317,6 +326,8 @@ RATE_LIMIT_REACTIONS_USER = env_rate("RATE_LIMIT_REACTIONS_USER", "30/10")
 RATE_LIMIT_LOGIN = env_rate("RATE_LIMIT_LOGIN", "10/300")
 RATE_LIMIT_SIGNUP = env_rate("RATE_LIMIT_SIGNUP", "5/3600")
 RATE_LIMIT_UPLOADS_USER = env_rate("RATE_LIMIT_UPLOADS_USER", "60/60")
+# Messages replayed to one user (subscribe with `since`), over all their sockets.
+CHAT_REPLAY_BUDGET = env_rate("CHAT_REPLAY_BUDGET", "3000/60")
 
 # --- Attachments ----------------------------------------------------------------------------
 # `local` keeps files under VAR_DIR/attachments and serves them through Django; `s3` keeps them

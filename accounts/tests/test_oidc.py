@@ -406,7 +406,9 @@ async def test_logout_closes_the_sessions_sockets(oidc_on, settings):
     await database_sync_to_async(sign_in)(client, oidc_on)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     communicator = WebsocketCommunicator(
-        application, "/ws/", headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)]
+        application,
+        "/ws/",
+        headers=[(b"host", b"testserver"), (b"origin", b"http://testserver"), (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect()
     assert connected

@@ -87,6 +87,14 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"daphne did not start:\n{self.output()}")
 
+    def rss(self) -> int:
+        """The server process's resident memory, in bytes (Linux)."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
     def output(self) -> str:
         return Path(self.log.name).read_text()
 

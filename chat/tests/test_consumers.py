@@ -6,7 +6,9 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from django.test import Client
 
+from accounts.models import User
 from chat.models import Message
 from chat.services import channel_create, channel_member_add, channel_member_remove
 from communities.services import community_create, membership_join
@@ -269,6 +271,66 @@ async def test_logout_closes_that_sessions_socket_only(connect, bob, general):
     assert closing == {"type": "websocket.close", "code": 4001}
     await other_browser.send({"type": "ping"})
     assert (await other_browser.recv_type("pong"))["type"] == "pong"
+
+
+def deactivate(user) -> None:
+    """What the admin's user form does when "active" is unticked."""
+    user.is_active = False
+    user.save()
+
+
+async def test_deactivation_closes_every_socket_of_the_user(connect, alice, bob, general):
+    first, second = await connect(bob), await connect(bob)  # two browsers, two sessions
+    watcher = await connect(alice)
+    for socket in (first, second, watcher):
+        await socket.subscribe(general.id)
+    stale = (await db(client_for)(bob)).cookies["sessionid"].value
+    await db(deactivate)(await db(User.objects.get)(pk=bob.pk))
+    assert [await first.closed_with(), await second.closed_with()] == [4403, 4403]
+    await watcher.send({"type": "ping"})
+    assert (await watcher.recv_type("pong"))["type"] == "pong"
+    # The page reconnects once and is told it is signed out.
+    client = Client()
+    client.cookies["sessionid"] = stale
+    assert await (await connect(None, client=client)).closed_with() == 4401
+
+
+async def test_password_change_by_an_admin_closes_every_socket(connect, bob, superuser):
+    first, second = await connect(bob), await connect(bob)
+    admin = await db(client_for)(superuser)
+    response = await db(admin.post)(
+        f"/admin/hobbies/user/{bob.pk}/password/",
+        {
+            "password1": "n3w-horse-staple-battery",
+            "password2": "n3w-horse-staple-battery",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 302, response.content[:300]
+    assert [await first.closed_with(), await second.closed_with()] == [4403, 4403]
+
+
+async def test_other_user_changes_leave_sockets_open(connect, bob):
+    socket = await connect(bob)
+    user = await db(User.objects.get)(pk=bob.pk)
+    user.email = "bob@example.org"
+    await db(user.save)()
+    await socket.send({"type": "ping"})
+    assert (await socket.recv_type("pong"))["type"] == "pong"
+
+
+async def test_a_deactivation_missed_by_the_sockets_is_seen_on_the_next_frame(
+    connect, bob, general, settings
+):
+    """A change that sends no signal (a bulk update) still stops the socket: the account is
+    read again before a frame once `CHAT_AUTH_RECHECK_SECONDS` have passed."""
+    settings.CHAT_AUTH_RECHECK_SECONDS = 0
+    socket = await connect(bob)
+    await socket.subscribe(general.id)
+    await db(User.objects.filter(pk=bob.pk).update)(is_active=False)
+    await socket.send(send_frame(general.id, "still here?"))
+    assert await socket.closed_with() == 4403
+    assert not await db(general.messages.exists)()
 
 
 # --- Presence, typing, read markers ---------------------------------------------------------

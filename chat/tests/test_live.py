@@ -170,3 +170,85 @@ def test_a_message_sent_to_one_process_reaches_sockets_on_another(servers, alice
     assert on_bob["message"]["body"] == "across processes"
     assert on_bob["message"]["author"]["username"] == "alice"
     assert on_alice["message"]["body"] == "and back"
+
+
+def test_a_flood_of_frames_is_read_no_faster_than_it_is_handled(servers, bob):
+    """20,000 frames of 60 kB (1.2 GB) on one socket: the server stops reading while the frames
+    it has wait for the consumer, so its memory stays flat; every frame is still answered."""
+    server = start(servers)
+    session = session_key(bob)
+    count, frame = 20_000, json.dumps({"type": "unsubscribe", "channel": 1, "pad": "x" * 60_000})
+
+    async def scenario() -> tuple[int, int, int]:
+        ws = await open_socket(server, session, max_size=2**20)
+        answered = 0
+
+        async def read() -> None:
+            nonlocal answered
+            async for message in ws:
+                if json.loads(message)["type"] == "error":
+                    answered += 1
+
+        async def sample() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, server.rss())
+                await asyncio.sleep(0.02)
+
+        base = peak = server.rss()
+        reader, sampler = asyncio.create_task(read()), asyncio.create_task(sample())
+        for _ in range(count):
+            await ws.send(frame)
+        while answered < count:
+            await asyncio.sleep(0.05)
+        sampler.cancel()
+        await ws.close()
+        await reader
+        return base, max(peak, server.rss()), answered
+
+    base, peak, answered = asyncio.run(scenario())
+    grew = (peak - base) / 2**20
+    print(f"\n{count} x 60 kB frames on one socket: daphne {base / 2**20:.0f} MB -> peak "
+          f"{peak / 2**20:.0f} MB (+{grew:.1f} MB)")  # fmt: skip
+    assert answered == count
+    assert grew < 64, f"daphne grew {grew:.0f} MB"
+
+
+def test_frames_over_the_limit_are_answered_and_far_over_it_close(servers, bob):
+    """Up to daphne's `--websocket-max-message-size` (1 MiB) a frame over
+    CHAT_FRAME_MAX_BYTES gets `too_long` and the socket stays usable; past it, daphne drops the
+    connection (1009, or a reset while the client still sends)."""
+    server = start(servers)
+    session = session_key(bob)
+
+    async def scenario() -> tuple[str, str, bool]:
+        ws = await open_socket(server, session, max_size=2**20)
+        await ws.send(json.dumps({"type": "ping", "pad": "x" * 200_000}))
+        code = (await frames_until(ws, "error"))[-1]["code"]
+        await ws.send(json.dumps({"type": "ping"}))
+        after = (await frames_until(ws, "pong"))[-1]["type"]
+        closed = False
+        try:
+            await ws.send(json.dumps({"type": "ping", "pad": "x" * 2_000_000}))
+            await asyncio.wait_for(ws.recv(), timeout=10)
+        except ConnectionClosed:
+            closed = True
+        return code, after, closed
+
+    assert asyncio.run(scenario()) == ("too_long", "pong", True)
+
+
+def test_a_signed_out_socket_opens_and_closes_with_4401(servers):
+    """Browsers see only 1006 for a refused handshake, and retry; 4401 makes the page say
+    "signed out"."""
+    server = start(servers)
+
+    async def scenario() -> int | None:
+        ws = await websockets.connect(server.ws_url, additional_headers={"Origin": server.url})
+        try:
+            await asyncio.wait_for(ws.recv(), timeout=10)
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+        return None
+
+    assert asyncio.run(scenario()) == 4401

@@ -6,6 +6,7 @@ channel. Neither learns anything, or writes anything, through any endpoint or fr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -155,17 +156,79 @@ async def test_socket_refused_from_other_sites_and_to_anonymous(connect, bob):
         (bob, "http://evil.example"),
         (bob, ""),
         (bob, "http://testserver.evil.example"),
-        (None, "http://testserver"),
+        (None, "http://evil.example"),
     ):
         connected, _ = await connect(user, origin=origin, expect=False)
         assert connected is False, (user, origin)
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_anonymous_socket_is_opened_then_closed_as_signed_out(connect, bob):
+    """Refusing before the handshake completes shows the browser only 1006, which it retries
+    for ever; an open socket closed with 4401 tells the page to say "signed out"."""
+    socket = await connect(None)
+    assert await socket.closed_with() == 4401
+    client, stale = await db(client_for)(bob), Client()
+    stale.cookies["sessionid"] = client.cookies["sessionid"].value
+    await db(client.logout)()
+    socket = await connect(None, client=stale)  # a session cookie that is no longer valid
+    assert await socket.closed_with() == 4401
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_socket_from_our_origin_is_accepted(connect, bob):
-    socket = await connect(bob, origin="http://localhost")
+    socket = await connect(bob, origin="http://localhost", host="localhost")
     await socket.send({"type": "ping"})
     assert (await socket.recv_type("pong"))["type"] == "pong"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("scheme", "host", "origin", "accepted"),
+    [
+        ("ws", "127.0.0.1:8000", "http://127.0.0.1:8000", True),
+        ("ws", "127.0.0.1:8000", "http://127.0.0.1:8000/", True),
+        ("ws", "LocalHost:8000", "http://localhost:8000", True),
+        ("ws", "localhost:8000", "http://LOCALHOST:8000", True),
+        ("ws", "localhost", "http://localhost:80", True),
+        ("wss", "127.0.0.1", "https://127.0.0.1", True),
+        ("wss", "127.0.0.1:8443", "https://127.0.0.1:8443", True),
+        # Another scheme or port is another origin, even on an allowed host.
+        ("ws", "127.0.0.1:8000", "https://127.0.0.1:8000", False),
+        ("ws", "127.0.0.1", "https://127.0.0.1", False),
+        ("ws", "localhost:8000", "http://LOCALHOST:9999", False),
+        ("ws", "localhost:8000", "http://localhost", False),
+        ("wss", "127.0.0.1", "http://127.0.0.1", False),
+        # Another allowed host is another site.
+        ("ws", "127.0.0.1:8000", "http://localhost:8000", False),
+        # A Host we do not serve (DNS rebinding) is refused even from its own page.
+        ("ws", "evil.example", "http://evil.example", False),
+        ("ws", "", "http://127.0.0.1", False),
+        ("ws", "127.0.0.1", "null", False),
+        ("ws", "127.0.0.1", "http://user@127.0.0.1", False),
+        ("ws", "127.0.0.1", "http://127.0.0.1/page", False),
+        ("ws", "127.0.0.1", "ftp://127.0.0.1", False),
+    ],
+)
+async def test_socket_origin_must_match_scheme_host_and_port(
+    connect, bob, scheme, host, origin, accepted
+):
+    connected, code = await connect(bob, origin=origin, host=host, scheme=scheme, expect=False)
+    assert connected is accepted, code
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_configured_websocket_origins_replace_the_default(connect, bob, settings):
+    settings.WEBSOCKET_ALLOWED_ORIGINS = ["https://chat.example.org"]
+    for origin, accepted in (
+        ("https://chat.example.org", True),
+        ("https://CHAT.example.org:443", True),
+        ("http://chat.example.org", False),
+        ("https://chat.example.org:8443", False),
+        ("http://testserver", False),
+    ):
+        connected, _ = await connect(bob, origin=origin, expect=False)
+        assert connected is accepted, origin
 
 
 # --- Hostile frames -------------------------------------------------------------------------
@@ -473,3 +536,109 @@ def test_attachment_start_with_nul_is_a_400(bob):
         content_type="application/json",
     )
     assert response.status_code == 400
+
+
+# --- Reactions: one emoji, nothing else ---------------------------------------------------------
+
+GOOD_EMOJI = [
+    "👍",
+    "👍🏽",  # skin tone
+    "👩‍👩‍👧",  # ZWJ family
+    "🧑‍💻",
+    "🏳️‍🌈",  # flag with ZWJ
+    "🇫🇷",  # regional-indicator flag
+    "❤️",
+    "❤",  # the unqualified form people type
+    "❤️‍🔥",
+    "1️⃣",  # keycap
+    "🫠",
+]
+BAD_EMOJI = [
+    "👍👍",
+    "👍🎉",
+    "\u202e",  # right-to-left override
+    "\u202e👍",
+    "👍\u202e",
+    "👍\u200d",  # dangling joiner
+    "\u200b👍",  # zero-width space
+    '"',
+    "👍\"'<>",
+    "[👍]",
+    "()",
+    "🏻",  # a skin tone alone is a component, not an emoji
+    "🇦",  # half a flag
+    "1",
+    "#",
+    "a",
+    "ab",
+    "\x00",
+    "",
+]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reactions_accept_exactly_one_emoji(connect, alice, bob, general, settings):
+    settings.RATE_LIMITS_ENABLED = False
+    message = await db(say)(general, alice, "react to me")
+    socket = await connect(bob)
+    await socket.subscribe(general.id)
+    for emoji in BAD_EMOJI:
+        await socket.send({"type": "reaction.add", "message": message.id, "emoji": emoji})
+        reply = await socket.recv_type("error")
+        assert (reply["code"], reply["ref"]) == ("invalid", "reaction.add"), emoji
+    shown = []
+    for emoji in GOOD_EMOJI:
+        await socket.send({"type": "reaction.add", "message": message.id, "emoji": emoji})
+        reply = await socket.recv_type("reaction")
+        assert (reply["emoji"], reply["added"]) == (emoji, True)
+        shown = [r["emoji"] for r in reply["message"]["reactions"]]
+    assert sorted(shown) == sorted(GOOD_EMOJI)
+    assert sorted(await db(list)(Reaction.objects.values_list("emoji", flat=True))) == sorted(
+        GOOD_EMOJI
+    )
+
+
+# --- Replays and sockets per user -----------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_replays_are_budgeted_per_user_across_sockets(connect, alice, bob, general, settings):
+    settings.CHAT_REPLAY_BUDGET = (20, 60)
+    for n in range(15):
+        await db(say)(general, alice, f"old {n}")
+    first, second = await connect(bob), await connect(bob)
+
+    async def replay(socket) -> dict:
+        await socket.send({"type": "subscribe", "channel": general.id, "since": 0})
+        frames = await socket.until("subscribed")  # an error frame raises here
+        await socket.send({"type": "unsubscribe", "channel": general.id})
+        await socket.recv_type("unsubscribed")
+        return frames
+
+    assert len([f for f in await replay(first) if f["type"] == "message.new"]) == 15
+    assert len([f for f in await replay(second) if f["type"] == "message.new"]) == 15
+    for socket in (first, second):  # 30 replayed: the budget of 20 a minute is spent
+        await socket.send({"type": "subscribe", "channel": general.id, "since": 0})
+        error = await socket.recv_type("error")
+        assert (error["code"], error["ref"]) == ("rate_limited", "subscribe")
+        assert 1 <= error["retry_after"] <= 120
+    # Others are not held back, and subscribing without a replay still works.
+    assert len([f for f in await replay(await connect(alice)) if f["type"] == "message.new"]) == 15
+    assert (await first.subscribe(general.id))["last_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sockets_per_user_are_capped(connect, alice, bob, settings):
+    settings.CHAT_MAX_SOCKETS_PER_USER = 3
+    sockets = [await connect(bob) for _ in range(3)]
+    for socket in sockets:  # each is fully open
+        await socket.send({"type": "ping"})
+        await socket.recv_type("pong")
+    extra = await connect(bob)
+    assert await extra.closed_with() == 4429
+    assert await (await connect(alice)).nothing()  # someone else's socket stays open
+    await sockets[0].close()
+    await asyncio.sleep(0.05)
+    again = await connect(bob)
+    await again.send({"type": "ping"})
+    assert (await again.recv_type("pong"))["type"] == "pong"
