@@ -16,6 +16,7 @@ from django.test import Client
 from chat.models import ChannelMember, Message, MessageRevision, Reaction
 from chat.services import channel_create
 from chat.tests.hostile import HOSTILE_BODIES, inert_problems
+from communities.services import membership_join
 from conftest import client_for, say
 
 db = database_sync_to_async
@@ -368,3 +369,25 @@ def test_hostile_display_name_and_reply_quote_are_inert(alice, bob, general):
     assert inert_problems(page[start : page.index('<div class="typing', start)]) == []
     members = page[page.index('<ul class="member-list"') :]
     assert inert_problems(members[: members.index("</ul>")]) == []
+
+
+# --- Bidirectional-text controls ------------------------------------------------------------
+
+RLO_NAME = "\u202egnp.exe"  # shows as "exe.png" when the override is allowed to run on
+
+
+def test_bidi_controls_in_names_and_messages_are_isolated_in_the_page(
+    make_user, alice, community, general
+):
+    evil = make_user("evil", display_name=RLO_NAME)
+    membership_join(community=community, user=evil)
+    first = say(general, evil, f"see {RLO_NAME} now")
+    say(general, alice, "a reply", reply_to=first.id)
+
+    html = client_for(alice).get(general.get_absolute_url()).content.decode()
+    assert f'<span class="msg__who" dir="auto" id="m{first.id}-who"' in html
+    assert f'title="@evil">{RLO_NAME}</span>' in html
+    assert f'<div class="msg__body" dir="auto"><p>see {RLO_NAME} now</p></div>' in html
+    assert f'<span class="msg__reply-who" dir="auto">{RLO_NAME}</span>' in html
+    assert f'<bdi class="msg__reply-text">see {RLO_NAME} now</bdi>' in html
+    assert f'<span class="member-list__name" dir="auto">{RLO_NAME}</span>' in html
