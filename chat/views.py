@@ -166,13 +166,17 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
                 channel.community, parse_id(request.POST.get("user"))
             )
             services.channel_member_add(channel=channel, user=target, by=user)
-            messages.success(request, f"{target.display_name} can now read #{channel.name}.")
+            messages.success(
+                request, f"\u2068{target.display_name}\u2069 can now read #{channel.name}."
+            )
         elif action == "remove":
             target = community_selectors.member_of(
                 channel.community, parse_id(request.POST.get("user"))
             )
             services.channel_member_remove(channel=channel, user=target, by=user)
-            messages.success(request, f"{target.display_name} was removed from #{channel.name}.")
+            messages.success(
+                request, f"\u2068{target.display_name}\u2069 was removed from #{channel.name}."
+            )
             if target == user:
                 return redirect(channel.community.get_absolute_url())
         elif action == "topic":

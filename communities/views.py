@@ -67,7 +67,7 @@ def community_join(request: HttpRequest, slug: str) -> HttpResponse:
     item = selectors.community_for_viewer(me(request), slug)
     if item.is_public:
         services.membership_join(community=item, user=me(request))
-        messages.success(request, f"Welcome to {item.name}!")
+        messages.success(request, f"Welcome to \u2068{item.name}\u2069!")
     else:
         services.join_request_create(
             community=item,
@@ -86,7 +86,7 @@ def community_join(request: HttpRequest, slug: str) -> HttpResponse:
 def community_leave(request: HttpRequest, slug: str) -> HttpResponse:
     item, _ = selectors.community_for_member(me(request), slug)
     services.membership_leave(community=item, user=me(request))
-    messages.info(request, f"You left {item.name}.")
+    messages.info(request, f"You left \u2068{item.name}\u2069.")
     return redirect("directory")
 
 
@@ -96,7 +96,7 @@ def invite_accept(request: HttpRequest, code: str) -> HttpResponse:
     item = selectors.community_by_invite(code)
     if request.method == "POST":
         services.membership_join_by_invite(code=code, user=me(request))
-        messages.success(request, f"Welcome to {item.name}!")
+        messages.success(request, f"Welcome to \u2068{item.name}\u2069!")
         return redirect(item.get_absolute_url())
     return render(request, "communities/invite.html", {"community": item})
 

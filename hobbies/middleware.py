@@ -1,14 +1,39 @@
-"""Sign-in failures, wherever they happen, end on one page with a way back to the log-in."""
+"""Middleware every response passes through: the Content-Security-Policy header, and sign-in
+failures, wherever they happen, ending on one page with a way back to the log-in."""
 
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from hobbies.errors import SignInFailed
 
 logger = logging.getLogger(__name__)
+
+CSP = "Content-Security-Policy"
+CSP_REPORT_ONLY = "Content-Security-Policy-Report-Only"
+
+
+class ContentSecurityPolicyMiddleware:
+    """Adds `settings.CONTENT_SECURITY_POLICY` to every response that has no policy of its own
+    (attachment downloads send a stricter one). `CONTENT_SECURITY_POLICY_REPORT_ONLY` sends it
+    as Content-Security-Policy-Report-Only: browsers then report violations without blocking."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.policy: str = settings.CONTENT_SECURITY_POLICY
+        if not self.policy:
+            raise MiddlewareNotUsed
+        self.header = CSP_REPORT_ONLY if settings.CONTENT_SECURITY_POLICY_REPORT_ONLY else CSP
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if CSP not in response and CSP_REPORT_ONLY not in response:
+            response[self.header] = self.policy
+        return response
 
 
 class SignInErrorsMiddleware:

@@ -8,6 +8,7 @@ files, local accounts). `docs/configuration.md` lists every variable.
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -361,6 +362,68 @@ ATTACHMENT_UPLOAD_EXPIRY = env_int("ATTACHMENT_UPLOAD_EXPIRY", 900)
 ATTACHMENT_DOWNLOAD_EXPIRY = env_int("ATTACHMENT_DOWNLOAD_EXPIRY", 60)
 ATTACHMENT_STALE_AFTER = env_int("ATTACHMENT_STALE_AFTER", 86_400)
 ATTACHMENT_DELETED_RETENTION = env_int("ATTACHMENT_DELETED_RETENTION", 30 * 86_400)
+
+# --- Content Security Policy ----------------------------------------------------------------
+# Sent on every response by `hobbies.middleware.ContentSecurityPolicyMiddleware`: scripts,
+# styles and connections only from this site, nothing inline, no framing. With attachments in
+# S3 the browser also uploads to the bucket (presigned POST) and loads images from it (presigned
+# GET); the sign-in and log-out forms may end at the OpenID provider. `DJANGO_CSP` replaces it.
+
+
+def _origin(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _bucket_origins() -> list[str]:
+    """Where boto3's presigned URLs for the bucket point (path-style or virtual-hosted)."""
+    if STORAGE_BACKEND != "s3":
+        return []
+    bucket, style = AWS_STORAGE_BUCKET_NAME, AWS_S3_ADDRESSING_STYLE
+    if AWS_S3_ENDPOINT_URL:
+        endpoint = urlsplit(AWS_S3_ENDPOINT_URL)
+        virtual = [] if style == "path" else [f"{endpoint.scheme}://{bucket}.{endpoint.netloc}"]
+        return [_origin(AWS_S3_ENDPOINT_URL), *virtual]
+    region = (
+        AWS_S3_REGION_NAME or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    hosts = ["s3.amazonaws.com", *([f"s3.{region}.amazonaws.com"] if region else [])]
+    if style == "path" or "." in bucket:  # boto3 addresses dotted names by path
+        return [f"https://{host}" for host in hosts]
+    return [f"https://{bucket}.{host}" for host in hosts]
+
+
+_CSP_BUCKET = " ".join(_bucket_origins())
+_CSP_PROVIDER = " ".join(
+    dict.fromkeys(
+        origin
+        for url in (
+            OIDC_ISSUER,
+            OIDC_AUTHORIZATION_ENDPOINT,
+            OIDC_END_SESSION_ENDPOINT,
+            OIDC_LOGOUT_URL,
+        )
+        if OIDC_ENABLED and (origin := _origin(url))
+    )
+)
+CONTENT_SECURITY_POLICY = os.environ.get("DJANGO_CSP", "").strip() or "; ".join(
+    " ".join(part.split())
+    for part in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        f"img-src 'self' data: blob: {_CSP_BUCKET}",
+        f"connect-src 'self' {_CSP_BUCKET}",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        f"form-action 'self' {_CSP_PROVIDER}",
+        "frame-ancestors 'none'",
+    )
+)
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env_bool("DJANGO_CSP_REPORT_ONLY", False)
+# Outermost, so responses that other middleware return early (static files) carry it too.
+MIDDLEWARE.insert(0, "hobbies.middleware.ContentSecurityPolicyMiddleware")
 
 LOGGING = {
     "version": 1,

@@ -159,3 +159,36 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# Every Content-Security-Policy violation a page meets: the DOM event (pushed to a window array
+# by a script that runs before the page's own) and Chromium's console report.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(
+    `${event.effectiveDirective} blocked ${event.blockedURI || "inline"} at ` +
+    `${event.sourceFile}:${event.lineNumber} (${event.sample})`);
+});
+"""
+
+
+class CspWatch:
+    """`CspWatch(context)` records violations on every page of a browser context; `check(page)`
+    collects the ones the current document saw (call it before leaving the page)."""
+
+    def __init__(self, context: Any) -> None:
+        self.seen: list[str] = []
+        context.add_init_script(CSP_LISTENER)
+        context.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.seen.append(f"console: {message.text}")
+
+    def check(self, page: Any) -> list[str]:
+        page.wait_for_timeout(100)  # the event is queued as a task after the violation
+        events = page.evaluate("window.__cspViolations || []")
+        self.seen.extend(f"{page.url}: {text}" for text in events)
+        page.evaluate("window.__cspViolations = []")
+        return self.seen

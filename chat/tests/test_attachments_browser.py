@@ -1,5 +1,6 @@
 """Attachments end to end in Chromium: the composer uploads (to our server, or with a presigned
-POST straight to the S3 API, CORS and all) and the photo shows inline for everyone."""
+POST straight to the S3 API, CORS and all) and the photo shows inline for everyone, with no
+Content-Security-Policy violation (the bucket's origin is in connect-src and img-src)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from chat.models import Attachment
 from chat.tests.conftest import PDF, REGION, jpeg, make_bucket
+from chat.tests.live import CspWatch
 from chat.tests.test_browser import TIMEOUT_MS, LiveServer, session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -41,9 +43,15 @@ def attach_server(request: Any, django_db_setup: None) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def csp_watches() -> list[CspWatch]:
+    return []
+
+
+@pytest.fixture
 def open_as(
     browser: Browser,
     attach_server: LiveServer,
+    csp_watches: list[CspWatch],
 ) -> Iterator[Callable[..., Page]]:
     contexts: list[BrowserContext] = []
 
@@ -52,6 +60,7 @@ def open_as(
         context.set_default_timeout(TIMEOUT_MS)
         context.add_cookies([session_cookie(user, attach_server)])  # type: ignore[list-item]
         contexts.append(context)
+        csp_watches.append(CspWatch(context))
         page = context.new_page()
         page.goto("/c/photography/general/")
         expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
@@ -66,7 +75,7 @@ def photo_bytes() -> bytes:
     return jpeg((1200, 900), gps=True)
 
 
-def test_photo_and_file_upload_then_show_for_everyone(open_as, alice, bob, general):
+def test_photo_and_file_upload_then_show_for_everyone(open_as, csp_watches, alice, bob, general):
     alice_page, bob_page = open_as(alice), open_as(bob)
     alice_page.set_input_files(
         "#composer-files",
@@ -98,6 +107,8 @@ def test_photo_and_file_upload_then_show_for_everyone(open_as, alice, bob, gener
         expect(card).to_contain_text("permit.pdf")
         expect(card).to_contain_text("application/pdf")
     expect(alice_page.locator("#uploads .upload")).to_have_count(0)
+    for page, watch in zip((alice_page, bob_page), csp_watches, strict=True):
+        assert watch.check(page) == []
 
     # The full-size view opens on click.
     with bob_page.expect_popup() as popup:

@@ -21,6 +21,7 @@ from accounts.models import User
 from chat.models import Channel
 from chat.services import message_send
 from chat.tests.live import LiveServer, session_key
+from communities.services import membership_join
 from conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -258,3 +259,55 @@ def test_a_message_committed_but_never_published_still_appears(
     expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
     texts = page.locator("#message-list .msg[data-id] .msg__body").all_inner_texts()
     assert texts[-2:] == ["first", "never published"]
+
+
+RLO_NAME = "\u202egnp.exe"  # shows as "exe.png" when the override is allowed to run on
+
+# The right edge of the typing line's name, and the left edge of the words after it.
+TYPING_GEOMETRY = """line => {
+  const name = line.querySelector("bdi");
+  const rest = document.createRange();
+  rest.setStartAfter(name);
+  rest.setEndAfter(line.lastChild);
+  return [name.getBoundingClientRect().right, rest.getBoundingClientRect().left];
+}"""
+
+
+def test_bidi_controls_stay_inside_names_and_messages(
+    open_context, server, make_user, alice, community, general
+):
+    evil = make_user("evil", display_name=RLO_NAME)
+    membership_join(community=community, user=evil)
+    send(general, evil, f"see {RLO_NAME} now")
+    alice_context, evil_context = open_context(), open_context()
+    alice_context.add_cookies([session_cookie(alice, server)])
+    evil_context.add_cookies([session_cookie(evil, server)])
+    alice_page, evil_page = open_channel(alice_context), open_channel(evil_context)
+
+    message = alice_page.locator("#message-list .msg[data-id]", has_text="see")
+    member = alice_page.locator("#member-list li", has_text="exe").locator(".member-list__name")
+    for node in (
+        message.locator(".msg__who"),
+        message.locator(".msg__body"),
+        member,
+        evil_page.get_by_test_id("me"),
+    ):
+        assert node.evaluate("n => getComputedStyle(n).unicodeBidi") == "isolate"
+
+    # Evil types: "‮gnp.exe is typing…" keeps " is typing…" after the name, unreversed.
+    evil_page.get_by_label("Message #general").press_sequentially("hi")
+    typing = alice_page.locator("#typing")
+    expect(typing).to_contain_text("is typing…")
+    name_right, rest_left = typing.evaluate(TYPING_GEOMETRY)
+    assert rest_left >= name_right - 1
+
+    # A reply quoting evil's message, built by the script before the server echoes it.
+    message.hover()
+    message.get_by_role("button", name="Reply").click()
+    composer = alice_page.get_by_label("Message #general")
+    composer.fill("quoted")
+    composer.press("Enter")
+    reply = alice_page.locator("#message-list .msg", has_text="quoted").locator(".msg__reply")
+    expect(reply).to_be_visible()
+    for part in (".msg__reply-who", ".msg__reply-text"):
+        assert reply.locator(part).evaluate("n => getComputedStyle(n).unicodeBidi") == "isolate"

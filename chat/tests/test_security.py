@@ -17,6 +17,7 @@ from django.test import Client
 from chat.models import ChannelMember, Message, MessageRevision, Reaction
 from chat.services import channel_create
 from chat.tests.hostile import HOSTILE_BODIES, inert_problems
+from communities.services import membership_join
 from conftest import client_for, say
 
 db = database_sync_to_async
@@ -374,7 +375,7 @@ def test_plain_form_post_without_csrf_token_is_refused(bob, general):
     response = client.post("/c/photography/general/post/", {"body": "forged"})
     assert response.status_code == 403
     assert response["Content-Type"].startswith("text/html")
-    assert "CSRF verification failed" in response.content.decode()
+    assert "sent without a valid security token" in response.content.decode()
     assert not Message.objects.exists()
 
 
@@ -642,3 +643,25 @@ async def test_sockets_per_user_are_capped(connect, alice, bob, settings):
     again = await connect(bob)
     await again.send({"type": "ping"})
     assert (await again.recv_type("pong"))["type"] == "pong"
+
+
+# --- Bidirectional-text controls ------------------------------------------------------------
+
+RLO_NAME = "\u202egnp.exe"  # shows as "exe.png" when the override is allowed to run on
+
+
+def test_bidi_controls_in_names_and_messages_are_isolated_in_the_page(
+    make_user, alice, community, general
+):
+    evil = make_user("evil", display_name=RLO_NAME)
+    membership_join(community=community, user=evil)
+    first = say(general, evil, f"see {RLO_NAME} now")
+    say(general, alice, "a reply", reply_to=first.id)
+
+    html = client_for(alice).get(general.get_absolute_url()).content.decode()
+    assert f'<span class="msg__who" dir="auto" id="m{first.id}-who"' in html
+    assert f'title="@evil">{RLO_NAME}</span>' in html
+    assert f'<div class="msg__body" dir="auto"><p>see {RLO_NAME} now</p></div>' in html
+    assert f'<span class="msg__reply-who" dir="auto">{RLO_NAME}</span>' in html
+    assert f'<bdi class="msg__reply-text">see {RLO_NAME} now</bdi>' in html
+    assert f'<span class="member-list__name" dir="auto">{RLO_NAME}</span>' in html

@@ -58,7 +58,7 @@ def test_join_public_community_at_once(community, mallory):
     assert "Join" in page_text(client.get("/c/photography/"))
     response = client.post("/c/photography/join/", follow=True)
     assert response.redirect_chain[-1][0] == "/c/photography/general/"
-    assert "Welcome to Photography!" in page_text(response)
+    assert "Welcome to \u2068Photography\u2069!" in page_text(response)
     assert Membership.objects.filter(community=community, user=mallory, role="member").exists()
 
 

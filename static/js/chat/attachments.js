@@ -118,6 +118,7 @@ function itemNode(key, file) {
   node.dataset.state = "uploading";
   const name = document.createElement("span");
   name.className = "upload__name";
+  name.dir = "auto";
   name.textContent = file.name || "pasted file";
   const bar = document.createElement("progress");
   bar.className = "upload__bar";

@@ -50,11 +50,11 @@ function pendingNode(clientId, body, replyTo) {
       el(
         "header",
         { class: "msg__head" },
-        el("span", { class: "msg__who", text: name }),
+        el("span", { class: "msg__who", dir: "auto", text: name }),
         el("time", { class: "msg__time", datetime: new Date().toISOString(), text: timeFormat.format(new Date()) }),
       ),
       replyTo ? replyQuote(replyTo) : null,
-      el("div", { class: "msg__body msg__body--plain", text: body }),
+      el("div", { class: "msg__body msg__body--plain", dir: "auto", text: body }),
     ),
   );
   return node;
@@ -64,7 +64,7 @@ function replyQuote(id) {
   const target = document.getElementById(`m${id}`);
   const who = target ? target.querySelector(".msg__who").textContent : "";
   const text = target ? excerptOf(target) : "";
-  return el("span", { class: "msg__reply" }, el("span", { class: "msg__reply-who", text: who }), document.createTextNode(` ${text}`));
+  return el("span", { class: "msg__reply" }, el("span", { class: "msg__reply-who", dir: "auto", text: who }), " ", el("bdi", { class: "msg__reply-text", text }));
 }
 
 function initials(name) {
@@ -191,7 +191,7 @@ export function setReply(node) {
   replyInput.value = node.dataset.id;
   const span = replyPreview.querySelector("span");
   span.textContent = "";
-  span.append("Replying to ", el("strong", { text: node.querySelector(".msg__who").textContent }), ` ${excerptOf(node)}`);
+  span.append("Replying to ", el("strong", { dir: "auto", text: node.querySelector(".msg__who").textContent }), " ", el("bdi", { text: excerptOf(node) }));
   replyPreview.classList.remove("is-hidden");
   input.focus();
 }

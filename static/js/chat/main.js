@@ -132,6 +132,11 @@ function handle(frame) {
 
 function onError(frame) {
   if (failPending(frame.ref, frame.detail)) return;
+  if (frame.ref === "subscribe" && frame.code === "rate_limited") {
+    // Too much replayed lately: ask again when the server says.
+    setTimeout(() => refill(resumePoint()), (frame.retry_after || 5) * 1000);
+    return;
+  }
   if (frame.ref === "typing" || frame.ref === "read" || frame.ref === "ping") return;
   if (frame.ref === "subscribe" && frame.code === "not_found") return;
   toast(frame.detail || "Something went wrong.");

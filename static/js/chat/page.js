@@ -26,7 +26,7 @@ let toastTimer = null;
 export function toast(text) {
   let node = pane.querySelector(".toast");
   if (!node) {
-    node = el("div", { class: "toast", role: "alert" });
+    node = el("div", { class: "toast", role: "alert", dir: "auto" });
     pane.append(node);
   }
   node.textContent = text;

@@ -90,7 +90,12 @@ export function connect() {
       stop("You are logged out. Reload the page to log in again.");
       return;
     }
-    scheduleReconnect();
+    if (event.code === 4429) {
+      // Too many tabs open: wait long before trying again.
+      toast("Too many open tabs: close some, and this one reconnects in a minute.");
+      attempt = Math.max(attempt, 8);
+    }
+    scheduleReconnect(event.code === 4429 ? 60000 : 0);
   });
 }
 
@@ -102,11 +107,11 @@ export function wake() {
   }
 }
 
-function scheduleReconnect() {
+function scheduleReconnect(atLeast = 0) {
   if (stopped) return;
   setState(navigator.onLine === false ? "offline" : "reconnecting");
   const base = Math.min(BACKOFF_CAP_MS, 500 * 2 ** attempt);
-  const delay = base / 2 + Math.random() * (base / 2);
+  const delay = Math.max(atLeast, base / 2 + Math.random() * (base / 2));
   attempt += 1;
   clearTimeout(reconnectTimer);
   reconnectTimer = setTimeout(connect, delay);

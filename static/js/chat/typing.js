@@ -1,5 +1,6 @@
 // "Bob is typing…" under the message list, from the others' typing frames.
 
+import { el } from "./dom.js";
 import { typingLine } from "./page.js";
 
 const TYPING_SHOW_MS = 4000;
@@ -20,11 +21,11 @@ export function stopTyping(userId) {
   renderTyping();
 }
 
+// Each name in its own <bdi>, so a name's direction never reorders the words around it.
 function renderTyping() {
-  const names = Array.from(typers.values(), (t) => t.name);
-  let text = "";
-  if (names.length === 1) text = `${names[0]} is typing…`;
-  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-  else if (names.length > 2) text = "Several people are typing…";
-  typingLine.textContent = text;
+  const names = Array.from(typers.values(), (t) => el("bdi", { text: t.name }));
+  if (names.length === 1) typingLine.replaceChildren(names[0], " is typing…");
+  else if (names.length === 2) typingLine.replaceChildren(names[0], " and ", names[1], " are typing…");
+  else if (names.length > 2) typingLine.replaceChildren("Several people are typing…");
+  else typingLine.replaceChildren();
 }
