@@ -70,8 +70,11 @@ fmt: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The fan-out benchmark on both paths, beside a bare broadcast server: the embedded default
+# (app) and PostgreSQL + Redis (app-pg, at BENCH_POSTGRES_URL / BENCH_REDIS_URL, 127.0.0.1 by
+# default). BENCH_ARGS passes options, e.g. BENCH_ARGS="--rate 150".
 bench: install-dev migrate
-	$(PY) bench/fanout.py
+	$(PY) bench/fanout.py --servers bare,app,app-pg $(BENCH_ARGS)
 
 bench-attachments: install-dev
 	$(PY) bench/attachments.py

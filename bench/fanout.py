@@ -636,6 +636,7 @@ COLUMNS = (
     ("pub/s", "published_per_s", 7),
     ("offered/s", "offered_per_s", 10),
     ("deliv/s", "deliveries_per_s", 9),
+    ("x bare", "vs_bare", 7),
     ("p50 ms", "p50", 8),
     ("p99 ms", "p99", 8),
     ("max ms", "max", 8),
@@ -644,6 +645,14 @@ COLUMNS = (
     ("cli cpu%", "client_cpu_pct", 9),
     ("other cpu%", "other_cpu_pct", 11),
 )
+
+
+def compare_with_bare(rows: list[dict[str, Any]]) -> None:
+    """Each server's deliveries per second as a fraction of the bare server's in this run."""
+    bare = next((r for r in rows if r["server"] == "bare"), None)
+    for row in rows:
+        base = bare["deliveries_per_s"] if bare else None
+        row["vs_bare"] = round(row["deliveries_per_s"] / base, 2) if base else None
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -715,6 +724,7 @@ async def run(args: argparse.Namespace) -> int:
                 failures[name] = f"{type(error).__name__}: {error}"
                 print(f"[{name}] FAILED: {failures[name]}", file=sys.stderr)
 
+    compare_with_bare(rows)
     report = {
         "started_at": started_at.isoformat(),
         "command": " ".join([Path(PYTHON).name, *sys.argv]),

@@ -11,17 +11,37 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any, ParamSpec, TypeVar
 
-from channels.db import DatabaseSyncToAsync
+from asgiref.sync import SyncToAsync
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# How often a pool thread looks at its connection (its age, and with CONN_HEALTH_CHECKS a
+# `SELECT 1`). Channels does it around every call, which costs a round trip per frame.
+CHECK_SECONDS = 10.0
+_checked = threading.local()
+
+
+class _PooledDatabaseCall(SyncToAsync[P, R]):
+    def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now - getattr(_checked, "at", 0.0) > CHECK_SECONDS:
+            close_old_connections()
+            _checked.at = now
+        try:
+            return super().thread_handler(loop, *args, **kwargs)
+        except Exception:
+            # A failed call may have left the connection broken: look at it before the next.
+            close_old_connections()
+            raise
 
 
 @cache
@@ -30,9 +50,9 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def db(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """`func` as a coroutine function that runs in the pool (closing stale connections around
-    each call, as Channels does)."""
-    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_pool())  # type: ignore[return-value]
+    """`func` as a coroutine function that runs in the pool, on a connection checked at most
+    every `CHECK_SECONDS` and after any failure."""
+    return _PooledDatabaseCall(func, thread_sensitive=False, executor=_pool())
 
 
 def close_connections() -> None:
