@@ -162,7 +162,7 @@ def test_setup_migrates_collects_static_files_and_runs_doctor(static_root, capsy
     assert "ok    migrations: all applied" in out
     assert out.rstrip().endswith("Ready to serve.")
     files = collected(static_root)
-    assert {"css/app.css", "js/chat.js", "admin/css/base.css"} <= files
+    assert {"css/app.css", "js/chat/main.js", "admin/css/base.css"} <= files
 
 
 @pytest.mark.django_db
