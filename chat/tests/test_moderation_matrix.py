@@ -1,5 +1,5 @@
 """Who may use each moderator's power, walked as a table through the HTTP API and the socket:
-every kind of person × every action. Only the right ones succeed; the others get an error and
+every kind of person by every action. Only the right ones succeed; the others get an error and
 change nothing."""
 
 from __future__ import annotations
