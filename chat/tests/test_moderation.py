@@ -404,3 +404,17 @@ def test_moderators_cannot_act_on_peers_or_owners_and_nobody_on_themselves(mo, a
         assert response.status_code == 403, (target, action)
     assert not AuditEntry.objects.exists()
     assert Channel.objects.filter(community=community).exists()
+
+
+def test_admin_action_removes_through_the_service(site_moderator, carol, general, community):
+    message = say(general, carol, "off topic ad")
+    response = client_for(site_moderator).post(
+        "/admin/chat/message/",
+        {"action": "remove_messages", "_selected_action": [message.id]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert message.removed and message.body == "off topic ad"
+    [entry] = entries(community, "message.remove")
+    assert entry.actor == site_moderator
