@@ -8,8 +8,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from chat import services
-from chat.models import Attachment, Channel, Message, MessageRevision
+from chat import moderation, services
+from chat.models import Attachment, Channel, HeldMessage, Message, MessageRevision, Report
 from hobbies.admin_base import ReadOnlyAdmin
 from hobbies.errors import DomainError
 
@@ -67,7 +67,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ["channel", "author"]
     readonly_fields = [f.name for f in Message._meta.fields]
     inlines = [RevisionInline, AttachmentInline]
-    actions = ["delete_messages"]
+    actions = ["delete_messages", "remove_messages"]
 
     @admin.display(description="Body")
     def short_body(self, obj: Message) -> str:
@@ -92,6 +92,32 @@ class MessageAdmin(admin.ModelAdmin):
             self.message_user(request, f"{done} message(s) deleted.", messages.SUCCESS)
         for error in errors:
             self.message_user(request, error, messages.ERROR)
+
+    @admin.action(description="Remove the selected messages as a moderator (text kept)")
+    def remove_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        done, errors = 0, []
+        for message in queryset.select_related("channel__community", "author"):
+            try:
+                moderation.message_remove(message=message, by=request.user)  # type: ignore[arg-type]
+                done += 1
+            except DomainError as exc:
+                errors.append(f"#{message.id}: {exc.detail}")
+        if done:
+            self.message_user(request, f"{done} message(s) removed.", messages.SUCCESS)
+        for error in errors:
+            self.message_user(request, error, messages.ERROR)
+
+
+@admin.register(Report)
+class ReportAdmin(ReadOnlyAdmin):
+    list_display = ["message", "reporter", "reason", "created_at", "outcome", "resolved_by"]
+    list_filter = ["reason", "outcome", "community"]
+
+
+@admin.register(HeldMessage)
+class HeldMessageAdmin(ReadOnlyAdmin):
+    list_display = ["channel", "author", "matched", "status", "created_at", "decided_by"]
+    list_filter = ["status"]
 
 
 @admin.register(Attachment)

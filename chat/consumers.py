@@ -21,6 +21,7 @@ from django.conf import settings
 
 from accounts.models import User
 from chat import hub as hub_module
+from chat import moderation_api
 from chat.dbthreads import db
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
@@ -239,7 +240,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             error = {"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref}
             if isinstance(exc, RateLimited) and exc.retry_after is not None:
                 error["retry_after"] = exc.retry_after
-            self._reply(error)
+            self._reply({**error, **exc.extra})
         except Exception:
             logger.exception("socket frame failed for user %s", self.user_id)
             self._reply(
@@ -382,6 +383,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if await sync_to_async(presence_touch)(self.user_id):
             await self._announce_presence(online=True)
 
+    async def on_moderation(self, frame: dict[str, Any]) -> None:
+        """The moderation frames (`chat.moderation_api.ACTIONS`), answered with `done`."""
+        result = await db(moderation_api.perform)(
+            self.user, frame["type"], frame, text=False
+        )
+        self._reply({"type": "done", **result})
+
     handlers: dict[str, Callable[[ChatConsumer, dict[str, Any]], Awaitable[None]]] = {
         "subscribe": on_subscribe,
         "unsubscribe": on_unsubscribe,
@@ -393,4 +401,5 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "typing": on_typing,
         "read": on_read,
         "ping": on_ping,
+        **dict.fromkeys(moderation_api.ACTIONS, on_moderation),
     }

@@ -38,6 +38,8 @@ class Channel(models.Model):
     # send, so ids of one channel commit in increasing order and positions have no gaps.
     last_message_id = models.BigIntegerField(default=0)
     last_seq = models.BigIntegerField(default=0)
+    # Slow mode: a member posts at most one message per this many seconds (0: off).
+    slow_mode_seconds = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -90,6 +92,7 @@ class MessageQuerySet(models.QuerySet["Message"]):
         ).prefetch_related("reactions", "attachments")
 
     def live(self) -> QuerySet[Message]:
+        """Neither deleted nor removed (a removal sets `deleted_at` too)."""
         return self.filter(deleted_at__isnull=True)
 
 
@@ -115,6 +118,10 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     external_id = models.CharField(max_length=128, blank=True)
+    # Removed by a moderator: `deleted_at`/`deleted_by` say when and by whom, as for a deletion,
+    # but the text stays for moderators (and for a restore) until the message is purged.
+    removed = models.BooleanField(default=False)
+    removal_reason = models.CharField(max_length=500, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -126,8 +133,16 @@ class Message(models.Model):
             ),
             models.UniqueConstraint(fields=["channel", "seq"], name="message_channel_seq_unique"),
             models.CheckConstraint(condition=Q(seq__gt=0), name="message_seq_positive"),
+            models.CheckConstraint(
+                condition=Q(removed=False) | Q(deleted_at__isnull=False),
+                name="message_removed_is_deleted",
+            ),
         ]
-        indexes = [models.Index(fields=["channel", "id"], name="message_channel_id")]
+        indexes = [
+            models.Index(fields=["channel", "id"], name="message_channel_id"),
+            # A user's messages, newest first: slow mode and the clean-up after a spammer.
+            models.Index(fields=["author", "-id"], name="message_author_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.author} in {self.channel_id}: {self.body[:40]}"
@@ -252,3 +267,98 @@ class Attachment(models.Model):
     @property
     def is_image(self) -> bool:
         return bool(self.thumbnail_key)
+
+
+class HeldMessage(models.Model):
+    """A message the word filter held for review. It becomes a Message (and takes the next
+    position in its channel) only when a moderator approves it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="held")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    client_id = models.UUIDField()
+    body = models.TextField()
+    reply_to_id = models.BigIntegerField(null=True, blank=True)
+    matched = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    message = models.OneToOneField(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["author", "client_id"], name="held_client_id_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "rejected"]),
+                name="held_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "status"], name="held_channel_status")]
+
+    def __str__(self) -> str:
+        return f"held from {self.author_id} in {self.channel_id}: {self.body[:40]}"
+
+
+class Report(models.Model):
+    """A member's report of a message, once per member and message. A moderator resolves every
+    open report of a message at once; the reporters are told."""
+
+    class Reason(models.TextChoices):
+        SPAM = "spam", "Spam or advertising"
+        HARASSMENT = "harassment", "Harassment or bullying"
+        HATE = "hate", "Hate speech"
+        EXPLICIT = "explicit", "Sexual or violent content"
+        OTHER = "other", "Something else"
+
+    class Outcome(models.TextChoices):
+        REMOVE = "remove", "Message removed"
+        WARN = "warn", "Author warned"
+        TIMEOUT = "timeout", "Author timed out"
+        BAN = "ban", "Author banned"
+        DISMISS = "dismiss", "Dismissed"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # When the reporter was shown the outcome on a page (the live frame may have missed them).
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "reporter"], name="report_once"),
+            models.CheckConstraint(
+                condition=Q(outcome="") | Q(resolved_at__isnull=False), name="report_resolved"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["community", "resolved_at"], name="report_queue"),
+            models.Index(fields=["reporter", "notified_at"], name="report_notice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"report of {self.message_id} by {self.reporter_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

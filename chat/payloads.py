@@ -20,6 +20,8 @@ def author_payload(user: User) -> dict[str, Any]:
 
 def reactions_summary(message: Message) -> list[dict[str, Any]]:
     """Reactions grouped by emoji, in the order each emoji was first used."""
+    if message.is_deleted:
+        return []  # a removed message keeps its reactions for a restore, hidden meanwhile
     grouped: dict[str, list[int]] = {}
     for reaction in message.reactions.all():
         grouped.setdefault(reaction.emoji, []).append(reaction.user_id)
@@ -108,6 +110,7 @@ def message_payload(
         "created_at": message.created_at,
         "edited_at": message.edited_at,
         "deleted": deleted,
+        "removed": message.removed,
         "reply_to": reply_summary(message),
         "reactions": reactions,
         "attachments": attachments,

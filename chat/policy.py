@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from accounts.models import User
 from chat.models import Channel, ChannelMember, Message
-from communities.policy import Actor, can_moderate, is_moderator_role
+from communities.policy import Actor, can_act_on_message_of, can_moderate, is_moderator_role
 
 _UNKNOWN = "?"
 
@@ -54,3 +54,22 @@ def can_edit_message(user: Actor, message: Message) -> bool:
 def can_delete_message(user: Actor, message: Message) -> bool:
     """Authors delete their own messages; moderators any message of their community."""
     return message.author_id == user.pk or can_moderate(user, message.channel.community_id)
+
+
+# --- Moderation -----------------------------------------------------------------------------
+
+
+def can_remove_message(user: Actor, message: Message) -> bool:
+    """Moderators remove (and restore) messages of their community: their own, and those of
+    people they act on (`communities.policy.can_act_on`)."""
+    return can_act_on_message_of(user, message.channel.community_id, message.author)
+
+
+def can_report_message(user: Actor, message: Message) -> bool:
+    """Members report others' messages (seeing it at all is the fetch's check)."""
+    return user.is_authenticated and message.author_id != user.pk
+
+
+def can_review(user: Actor, community_id: int) -> bool:
+    """Read the queue and the audit log, resolve reports, approve held messages."""
+    return can_moderate(user, community_id)

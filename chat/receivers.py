@@ -5,6 +5,7 @@ Each receiver runs inside the transaction of the change it follows, so both comm
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_out
@@ -19,7 +20,7 @@ from chat.backends import get_backend
 from chat.services import channel_create, community_channels_join, community_channels_leave
 from chat.session import session_hash
 from communities.models import Community
-from communities.signals import community_created, member_joined, member_left
+from communities.signals import community_created, member_joined, member_left, member_restricted
 
 
 @receiver(community_created, dispatch_uid="chat.community_created")
@@ -35,6 +36,20 @@ def join_channels(sender: Any, community: Community, user: User, **kwargs: Any) 
 @receiver(member_left, dispatch_uid="chat.member_left")
 def leave_channels(sender: Any, community: Community, user: User, **kwargs: Any) -> None:
     community_channels_leave(community=community, user=user)
+
+
+@receiver(member_restricted, dispatch_uid="chat.member_restricted")
+def tell_restricted(
+    sender: Any, community: Community, user: User, kind: str, until: datetime | None, **kwargs: Any
+) -> None:
+    """A timeout, its end, or a ban: the user's sockets hear it (the page shows until when)."""
+    payload = {
+        "type": "restriction",
+        "community": community.id,
+        "kind": kind,
+        "until": until.isoformat() if until is not None else None,
+    }
+    events.broadcast_on_commit(events.user_key(user.pk), lambda: payload)
 
 
 @receiver(user_provisioned, dispatch_uid="chat.user_provisioned")

@@ -9,7 +9,17 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
-from chat.models import Attachment, Channel, ChannelMember, Mention, Message
+from chat.models import (
+    Attachment,
+    Channel,
+    ChannelMember,
+    HeldMessage,
+    Mention,
+    Message,
+    Report,
+)
+from communities.models import AuditEntry, Community
+from communities.policy import banned_by_channel, can_moderate, raise_banned
 from hobbies.errors import NotFound
 
 MAX_MENTIONS = 25
@@ -27,8 +37,17 @@ def channel_for_member(user: User, channel_id: int | None) -> Channel:
         Channel.objects.visible_to(user).select_related("community").filter(id=channel_id).first()
     )
     if channel is None:
+        _refuse_banned(user, channel_id)
         raise NotFound("No such channel.")
     return channel
+
+
+def _refuse_banned(user: User, channel_id: int | None) -> None:
+    """A banned user is told so (with the end of the ban), not "not found": the channel was
+    theirs to see until the ban. Asked only when a fetch found nothing."""
+    ban = banned_by_channel(user, channel_id) if channel_id is not None else None
+    if ban is not None:
+        raise_banned(ban)
 
 
 def channel_by_name_for_member(user: User, slug: str, name: str) -> Channel:
@@ -39,6 +58,8 @@ def channel_by_name_for_member(user: User, slug: str, name: str) -> Channel:
         .first()
     )
     if channel is None:
+        found = Channel.objects.filter(community__slug=slug, name=name).values_list("id", flat=True)
+        _refuse_banned(user, found.first())
         raise NotFound("No such channel.")
     return channel
 
@@ -54,8 +75,100 @@ def message_for_member(user: User, message_id: int | None) -> Message:
         .first()
     )
     if message is None:
+        channel_id = Message.objects.filter(id=pk).values_list("channel_id", flat=True).first()
+        _refuse_banned(user, channel_id)
         raise NotFound("No such message.")
     return message
+
+
+# --- Moderation -----------------------------------------------------------------------------
+
+
+def message_for_moderator(user: User, message_id: int | None) -> Message:
+    """A message of a community the user moderates (any channel, private ones too, member of
+    it or not); else `NotFound`, so others learn nothing of it."""
+    if message_id is None or not user.is_authenticated:
+        raise NotFound("No such message.")
+    message = (
+        Message.objects.with_related()
+        .select_related("channel__community", "deleted_by")
+        .filter(id=message_id)
+        .first()
+    )
+    if message is None or not can_moderate(user, message.channel.community_id):
+        raise NotFound("No such message.")
+    return message
+
+
+def channel_for_moderator(user: User, channel_id: int | None) -> Channel:
+    if channel_id is None or not user.is_authenticated:
+        raise NotFound("No such channel.")
+    channel = Channel.objects.select_related("community").filter(id=channel_id).first()
+    if channel is None or not can_moderate(user, channel.community_id):
+        raise NotFound("No such channel.")
+    return channel
+
+
+def held_for_moderator(user: User, held_id: int | None) -> HeldMessage:
+    held = (
+        HeldMessage.objects.select_related("channel__community", "author")
+        .filter(id=held_id or 0)
+        .first()
+    )
+    if (
+        held is None
+        or not user.is_authenticated
+        or not can_moderate(user, held.channel.community_id)
+    ):
+        raise NotFound("No such held message.")
+    return held
+
+
+def reported_messages(community: Community) -> list[dict[str, Any]]:
+    """The queue: each message with open reports, with its reporters and the messages around
+    it (three before, one after), oldest report first."""
+    open_reports = list(
+        Report.objects.filter(community=community, resolved_at__isnull=True)
+        .select_related("reporter")
+        .order_by("id")
+    )
+    by_message: dict[int, list[Report]] = {}
+    for report in open_reports:
+        by_message.setdefault(report.message_id, []).append(report)
+    messages = Message.objects.with_related().select_related("deleted_by").in_bulk(by_message)
+    items = []
+    for message_id, reports in by_message.items():
+        message = messages[message_id]
+        around = Message.objects.with_related().filter(channel_id=message.channel_id)
+        before = list(around.filter(seq__lt=message.seq).order_by("-seq")[:3])[::-1]
+        after = list(around.filter(seq__gt=message.seq).order_by("seq")[:1])
+        items.append(
+            {
+                "message": message,
+                "reports": reports,
+                "count": len(reports),
+                "reasons": sorted({r.get_reason_display() for r in reports}),
+                "context": [*before, message, *after],
+            }
+        )
+    return items
+
+
+def held_messages(community: Community) -> list[HeldMessage]:
+    return list(
+        HeldMessage.objects.filter(channel__community=community, status=HeldMessage.Status.PENDING)
+        .select_related("channel", "author")
+        .order_by("id")
+    )
+
+
+def audit_log(
+    community: Community, *, before: int | None = None, limit: int = 100
+) -> list[AuditEntry]:
+    entries = AuditEntry.objects.filter(community=community).select_related("actor", "target")
+    if before is not None:
+        entries = entries.filter(id__lt=before)
+    return list(entries.order_by("-id")[:limit])
 
 
 def attachment_for_member(user: User, attachment_id: uuid.UUID) -> Attachment:

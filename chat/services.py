@@ -16,15 +16,16 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
-from chat import events, policy
+from chat import events, policy, screening
 from chat.attachments import attachment_ids_check, attachments_claim
 from chat.backends import get_backend
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
 from chat.payloads import attachment_payload, message_payload
 from chat.rendering import mention_candidates, render_body
 from chat.selectors import mentionable_members
-from communities.models import Community, Membership
+from communities.models import AuditEntry, Community, Membership
 from communities.policy import can_moderate
+from communities.services import audit_record
 from hobbies import ratelimit
 from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
 
@@ -158,12 +159,14 @@ def message_send(
     client_id: uuid.UUID,
     reply_to: int | None = None,
     attachments: Sequence[uuid.UUID] = (),
+    screen: bool = True,
 ) -> Sent:
     """Post a message.
 
     Idempotent on `(author, client_id)`: a retry returns the first message and broadcasts
     nothing. The caller has fetched `channel` with `channel_for_member`. `attachments` lists
     ids of the author's confirmed uploads; a message with attachments may have no text.
+    `screen=False`: a held message a moderator approved (the word filter already ran).
     """
     cid = client_id
     existing = _existing(author, cid, channel)
@@ -173,6 +176,10 @@ def message_send(
     text = _clean_body(body, allow_empty=bool(attachment_ids))
     if not policy.can_post(author, channel):
         raise Forbidden("Only moderators post in announcement channels.")
+    if screen:
+        screening.screen_send(
+            channel=channel, author=author, text=text, client_id=cid, reply_to=reply_to
+        )
     parent = None
     if reply_to is not None:
         parent = (
@@ -283,6 +290,7 @@ def message_edit(*, message: Message, by: User, body: str) -> Message:
         raise Forbidden("You can only edit your own messages.")
     if message.is_deleted:
         raise Invalid("A deleted message cannot be edited.")
+    screening.check_participation(by, message.channel.community_id)
     text = _clean_body(body)
     if text == message.body:
         return message
@@ -322,6 +330,15 @@ def message_delete(*, message: Message, by: User) -> Message:
         message.reactions.all().delete()
         get_backend().delete_message(message)
         _broadcast_message(message, "message.deleted")
+        if by.pk != message.author_id:
+            audit_record(
+                community=message.channel.community_id,
+                by=by,
+                action=AuditEntry.Action.MESSAGE_DELETE,
+                target=message.author,
+                message_id=message.id,
+                detail={"channel": message.channel_id},
+            )
     return message
 
 
@@ -346,6 +363,7 @@ def reaction_add(*, message: Message, user: User, emoji: str) -> Message:
     emoji = _clean_emoji(emoji)
     if message.is_deleted:
         raise Invalid("You cannot react to a deleted message.")
+    screening.check_participation(user, message.channel.community_id)
     ratelimit.hit("reaction-user", str(user.id), settings.RATE_LIMIT_REACTIONS_USER)
     with transaction.atomic():
         _, created = Reaction.objects.get_or_create(message=message, user=user, emoji=emoji)
@@ -356,6 +374,7 @@ def reaction_add(*, message: Message, user: User, emoji: str) -> Message:
 
 def reaction_remove(*, message: Message, user: User, emoji: str) -> Message:
     emoji = _clean_emoji(emoji)
+    screening.check_participation(user, message.channel.community_id)
     with transaction.atomic():
         removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
         if removed:

@@ -13,17 +13,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import me
-from chat import attachments, policy, selectors, services, storage
+from chat import attachments, moderation, policy, screening, selectors, services, storage
 from chat.models import Attachment
 from chat.payloads import message_payload, render_message
 from chat.presence import online_ids
 from communities import selectors as community_selectors
 from communities.policy import can_moderate, is_moderator_role, role_with
-from hobbies.errors import DomainError, Invalid, NotFound
+from hobbies.errors import DomainError, HeldForReview, Invalid, NotFound
 from hobbies.http import domain_errors
 from hobbies.parsing import (
     optional_id,
@@ -94,6 +95,11 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     members = list(community_selectors.community_members(community))
     online = online_ids(m.user_id for m in members)
     all_channels = selectors.channels_for_user(user)
+    for notice in moderation.report_notices_take(user=user, community=community):
+        messages.info(request, notice)
+    timeout_until = membership.timeout_until if membership is not None else None
+    if timeout_until is not None and timeout_until <= timezone.now():
+        timeout_until = None
     context = {
         "channel": channel,
         "community": community,
@@ -110,6 +116,8 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
         "can_post": policy.can_post(user, channel, role=role),
         "can_moderate": is_moderator_role(role),
+        "queue": screening.queue_counts(community.id) if is_moderator_role(role) else None,
+        "timeout_until": timeout_until,
         "new_client_id": uuid.uuid4(),
         "reply_to": request.GET.get("reply_to", ""),
     }
@@ -123,6 +131,11 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     """The plain-form way to post (no JavaScript needed)."""
     user = me(request)
     channel = selectors.channel_by_name_for_member(user, slug, name)
+    try:
+        screening.check_participation(user, channel.community_id)  # before any upload
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect(channel.get_absolute_url() + "#composer")
     largest = settings.ATTACHMENT_MAX_PER_MESSAGE * settings.ATTACHMENT_MAX_BYTES
     if _content_length(request) > largest + FORM_OVERHEAD:
         messages.error(request, "These files are too large to send together.")
@@ -146,6 +159,8 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             reply_to=parse_id(reply_to),
             attachments=[*ids, *(a.id for a in uploaded)],
         )
+    except HeldForReview as exc:
+        messages.info(request, exc.detail)
     except DomainError as exc:
         for attachment in uploaded:
             attachments.attachment_delete(attachment=attachment, by=user)
@@ -226,7 +241,8 @@ def api_view(
             result = view(request, *args, **kwargs)
         except DomainError as exc:
             return JsonResponse(
-                {"error": {"code": exc.code, "detail": exc.detail}}, status=exc.status
+                {"error": {"code": exc.code, "detail": exc.detail, **exc.extra}},
+                status=exc.status,
             )
         body, status = result if isinstance(result, tuple) else (result, 200)
         return JsonResponse(body, status=status)

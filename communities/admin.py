@@ -13,8 +13,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from communities import services
-from communities.models import Community, JoinRequest, Membership, Tag
-from hobbies.admin_base import report
+from communities.models import AuditEntry, Ban, Community, JoinRequest, Membership, Tag
+from hobbies.admin_base import ReadOnlyAdmin, report
 from hobbies.errors import DomainError
 
 
@@ -149,3 +149,20 @@ class JoinRequestAdmin(admin.ModelAdmin):
 
 
 admin.site.register(Tag)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Each community's moderation log, written by the services."""
+
+    list_display = ["created_at", "community", "actor", "action", "target", "reason"]
+    list_filter = ["action", "community"]
+    list_select_related = ["community", "actor", "target"]
+
+
+@admin.register(Ban)
+class BanAdmin(ReadOnlyAdmin):
+    """Bans are made and lifted on the site (the services); here they are read."""
+
+    list_display = ["user", "community", "until", "reason", "created_by", "lifted_at"]
+    list_filter = ["community"]

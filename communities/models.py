@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 
 def new_invite_code() -> str:
@@ -50,6 +51,10 @@ class Community(models.Model):
         max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC
     )
     invite_code = models.CharField(max_length=40, unique=True, default=new_invite_code)
+    # The word filter, one word or phrase per line (matched as whole words, without case):
+    # messages with a blocked one are refused; with a held one they wait for a moderator.
+    blocked_words = models.TextField(blank=True, max_length=4000)
+    held_words = models.TextField(blank=True, max_length=4000)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -92,6 +97,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # A moderator's timeout: until then the member reads but cannot post, react or edit.
+    timeout_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "hobbies_membership"  # moved from the `hobbies` app with its data
@@ -138,3 +145,94 @@ class JoinRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.community} ({self.status})"
+
+
+class BanQuerySet(models.QuerySet["Ban"]):
+    def active(self) -> BanQuerySet:
+        """Bans in force now: not lifted, and without an end or ending later."""
+        return self.filter(lifted_at__isnull=True).filter(
+            Q(until__isnull=True) | Q(until__gt=timezone.now())
+        )
+
+
+class Ban(models.Model):
+    """A user banned from a community: not a member, and cannot join, ask or use an invite.
+
+    A ban ends at `until` (None: until lifted) or when a moderator lifts it (`lifted_at`).
+    """
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects: BanQuerySet = BanQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["community", "user"],
+                condition=Q(lifted_at__isnull=True),
+                name="ban_one_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} banned from {self.community}"
+
+
+class AuditEntry(models.Model):
+    """One moderation action in a community's audit log: who did what to whom, when and why.
+
+    Written by the service that made the change, inside its transaction, whichever page, API,
+    socket frame, admin action or command called it. Messages are named by id (chat is a layer
+    above): `message_id`.
+    """
+
+    class Action(models.TextChoices):
+        MESSAGE_REMOVE = "message.remove", "Removed a message"
+        MESSAGE_RESTORE = "message.restore", "Restored a message"
+        MESSAGE_DELETE = "message.delete", "Deleted a message"
+        REPORT_RESOLVE = "report.resolve", "Resolved reports"
+        WARN = "member.warn", "Warned a member"
+        TIMEOUT = "member.timeout", "Timed out a member"
+        TIMEOUT_END = "member.timeout_end", "Ended a timeout"
+        BAN = "member.ban", "Banned a user"
+        UNBAN = "member.unban", "Lifted a ban"
+        CLEANUP = "member.cleanup", "Removed a user's messages"
+        SLOW_MODE = "channel.slow_mode", "Set slow mode"
+        FILTER = "community.filter", "Changed the word filter"
+        HELD_APPROVE = "held.approve", "Approved a held message"
+        HELD_REJECT = "held.reject", "Rejected a held message"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="audit")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=24, choices=Action.choices)
+    target = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message_id = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    # What else the action needs to be read (a channel, a count, an end time).
+    detail = models.JSONField(default=dict, blank=True)
+    # The action that undoes this one, if any (`message.restore`, `member.unban`, …).
+    undo = models.CharField(max_length=24, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["community", "-id"], name="audit_community")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} in {self.community_id}"

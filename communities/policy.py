@@ -7,10 +7,14 @@ community and act there as its owners do.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
 
 from accounts.models import User
-from communities.models import Community, Membership
+from communities.models import Ban, Community, Membership
+from hobbies.errors import Banned, TimedOut
 
 Role = Membership.Role
 # How far each role reaches: a role acts on members with a lower rank only (owners on everyone).
@@ -77,3 +81,86 @@ def outranks(actor_role: str | None, target_role: str | None) -> bool:
     if not is_moderator_role(actor_role) or target_role == Role.OWNER:
         return False
     return _RANK[actor_role] > _RANK[target_role]
+
+
+# --- Moderation: timeouts, bans, and who may act on whom ------------------------------------
+
+
+def can_act_on(actor: Actor, community: Community | int, target: User) -> bool:
+    """Whether `actor` may use a moderator's power on `target` here (remove their messages,
+    warn, time out, ban): moderators on members and non-members, owners on moderators too, site
+    moderators on everyone but other site staff (superusers on them too); nobody on themselves
+    or on an owner (a site moderator aside)."""
+    if actor.pk is None or actor.pk == target.pk or not actor.is_authenticated:
+        return False
+    if is_site_moderator(target):
+        return bool(getattr(actor, "is_superuser", False)) and actor.is_active
+    if is_site_moderator(actor):
+        return True
+    target_role = role_of(target, community)
+    return outranks(role_of(actor, community), target_role)
+
+
+def can_act_on_message_of(actor: Actor, community: Community | int, author: User) -> bool:
+    """Remove or restore a message: a moderator's own, or one by someone they act on."""
+    if actor.pk is not None and actor.pk == author.pk:
+        return can_moderate(actor, community)
+    return can_act_on(actor, community, author)
+
+
+def active_ban(user: Actor, community: Community | int) -> Ban | None:
+    """The ban keeping the user out of the community now, if any."""
+    if user.pk is None:
+        return None
+    return (
+        Ban.objects.active().filter(community_id=_community_id(community), user_id=user.pk).first()
+    )
+
+
+def banned_by_channel(user: Actor, channel_id: int) -> Ban | None:
+    """The ban keeping the user out of the community of this channel (a fetch that found
+    nothing asks, to say "banned" instead of "not found")."""
+    if user.pk is None:
+        return None
+    return Ban.objects.active().filter(community__channels__id=channel_id, user_id=user.pk).first()
+
+
+def check_not_banned(user: Actor, community: Community | int) -> None:
+    ban = active_ban(user, community)
+    if ban is not None:
+        raise Banned(_ban_detail(ban), until=ban.until)
+
+
+def _ban_detail(ban: Ban) -> str:
+    end = f" until {ban.until:%Y-%m-%d %H:%M} UTC" if ban.until else ""
+    return f"You are banned from this community{end}."
+
+
+def raise_banned(ban: Ban) -> None:
+    raise Banned(_ban_detail(ban), until=ban.until)
+
+
+def standing(user: Actor, community: Community | int) -> tuple[str | None, datetime | None]:
+    """The user's role here and the end of their timeout, if one runs now: one query, for the
+    send path (which needs both: the timeout stops it, the role exempts from slow mode)."""
+    if not user.is_authenticated or not user.is_active:
+        return None, None
+    row = (
+        Membership.objects.filter(community_id=_community_id(community), user_id=user.pk)
+        .values_list("role", "timeout_until")
+        .first()
+    )
+    role, until = row if row is not None else (None, None)
+    if is_site_moderator(user):
+        role = Role.OWNER
+    if until is not None and until <= timezone.now():
+        until = None
+    return role, until
+
+
+def check_not_timed_out(user: Actor, community: Community | int) -> str | None:
+    """Raise `TimedOut` while the user's timeout runs; else return their role here."""
+    role, until = standing(user, community)
+    if until is not None:
+        raise TimedOut(f"You are timed out until {until:%Y-%m-%d %H:%M} UTC.", until=until)
+    return role

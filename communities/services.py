@@ -7,6 +7,8 @@ by chat's receivers of the signals sent here inside each transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,8 +16,21 @@ from django.utils.text import slugify
 
 from accounts.models import User
 from communities import policy
-from communities.models import Community, JoinRequest, Membership, Tag, new_invite_code
-from communities.signals import community_created, member_joined, member_left
+from communities.models import (
+    AuditEntry,
+    Ban,
+    Community,
+    JoinRequest,
+    Membership,
+    Tag,
+    new_invite_code,
+)
+from communities.signals import (
+    community_created,
+    member_joined,
+    member_left,
+    member_restricted,
+)
 from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
 
 
@@ -87,6 +102,7 @@ def community_invite_reset(*, community: Community, by: User) -> str:
 
 
 def _membership_add(community: Community, user: User) -> Membership:
+    policy.check_not_banned(user, community)
     membership, created = Membership.objects.get_or_create(community=community, user=user)
     if created:
         member_joined.send(sender=Membership, community=community, user=user)
@@ -118,6 +134,7 @@ def join_request_create(*, community: Community, user: User, message: str = "") 
         raise Invalid("This community is public: join it directly.")
     if Membership.objects.filter(community=community, user=user).exists():
         raise Conflict("You are already a member.")
+    policy.check_not_banned(user, community)
     if len(message) > 280:
         raise TooLong("A request message has at most 280 characters.")
     with transaction.atomic():
@@ -187,3 +204,186 @@ def membership_set_role(*, community: Community, user: User, role: str, by: User
     membership.role = role
     membership.save(update_fields=["role"])
     return membership
+
+
+# --- Moderation: the audit log, timeouts, bans, the word filter -----------------------------
+
+TIMEOUT_MIN = timedelta(minutes=10)
+TIMEOUT_MAX = timedelta(days=28)
+REASON_MAX = 500
+FILTER_MAX_WORDS = 200
+
+
+def audit_record(
+    *,
+    community: Community | int,
+    by: User | None,
+    action: str,
+    target: User | None = None,
+    message_id: int | None = None,
+    reason: str = "",
+    undo: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Write one audit log entry; services call it inside the transaction of their change."""
+    community_id = community if isinstance(community, int) else community.id
+    return AuditEntry.objects.create(
+        community_id=community_id,
+        actor=by,
+        action=action,
+        target=target,
+        message_id=message_id,
+        reason=reason[:REASON_MAX],
+        undo=undo,
+        detail=detail or {},
+    )
+
+
+def _clean_reason(reason: str) -> str:
+    reason = reason.strip()
+    if len(reason) > REASON_MAX:
+        raise TooLong(f"A reason has at most {REASON_MAX} characters.")
+    return reason
+
+
+def _check_may_act_on(by: User, community: Community, user: User, what: str) -> None:
+    if by.pk == user.pk:
+        raise Forbidden(f"You cannot {what} yourself.")
+    if not policy.can_moderate(by, community):
+        raise Forbidden(f"Only moderators can {what} members.")
+    if not policy.can_act_on(by, community, user):
+        raise Forbidden(f"Only an owner can {what} a moderator; nobody can {what} an owner.")
+
+
+def membership_timeout(
+    *, community: Community, user: User, by: User, until: datetime, reason: str = ""
+) -> Membership:
+    """Time out a member until `until` (10 minutes to 28 days from now): they read, but cannot
+    post, react, upload or edit there. It ends by itself: the checks compare with now."""
+    _check_may_act_on(by, community, user, "time out")
+    reason = _clean_reason(reason)
+    now = timezone.now()
+    if not TIMEOUT_MIN - timedelta(seconds=5) <= until - now <= TIMEOUT_MAX:
+        raise Invalid("A timeout lasts from 10 minutes to 28 days.")
+    membership = Membership.objects.filter(community=community, user=user).first()
+    if membership is None:
+        raise NotFound("Not a member.")
+    with transaction.atomic():
+        membership.timeout_until = until
+        membership.save(update_fields=["timeout_until"])
+        audit_record(
+            community=community,
+            by=by,
+            action=AuditEntry.Action.TIMEOUT,
+            target=user,
+            reason=reason,
+            undo=AuditEntry.Action.TIMEOUT_END,
+            detail={"until": until.isoformat()},
+        )
+        member_restricted.send(
+            sender=Membership, community=community, user=user, kind="timeout", until=until
+        )
+    return membership
+
+
+def membership_timeout_end(*, community: Community, user: User, by: User) -> Membership:
+    _check_may_act_on(by, community, user, "time out")
+    membership = Membership.objects.filter(community=community, user=user).first()
+    if membership is None:
+        raise NotFound("Not a member.")
+    if membership.timeout_until is None or membership.timeout_until <= timezone.now():
+        raise Conflict("This member is not timed out.")
+    with transaction.atomic():
+        membership.timeout_until = None
+        membership.save(update_fields=["timeout_until"])
+        audit_record(community=community, by=by, action=AuditEntry.Action.TIMEOUT_END, target=user)
+        member_restricted.send(
+            sender=Membership, community=community, user=user, kind="timeout_end", until=None
+        )
+    return membership
+
+
+def membership_ban(
+    *, community: Community, user: User, by: User, until: datetime | None = None, reason: str = ""
+) -> Ban:
+    """Ban a user (member or not) until `until` (None: until lifted): they leave every channel
+    at once, their sockets stop receiving the community's events, and they cannot rejoin, ask
+    to join or use an invite while the ban lasts."""
+    _check_may_act_on(by, community, user, "ban")
+    reason = _clean_reason(reason)
+    if until is not None and until <= timezone.now():
+        raise Invalid("A ban ends in the future.")
+    membership = Membership.objects.filter(community=community, user=user).first()
+    if membership is not None and membership.role == Membership.Role.OWNER:
+        owners = Membership.objects.filter(community=community, role=Membership.Role.OWNER)
+        if owners.count() == 1:
+            raise Invalid("The only owner cannot be banned.")
+    with transaction.atomic():
+        # An earlier ban that ran out is closed, so the new one is the one open ban.
+        Ban.objects.filter(community=community, user=user, lifted_at__isnull=True).update(
+            lifted_at=timezone.now()
+        )
+        ban = Ban.objects.create(
+            community=community, user=user, reason=reason, until=until, created_by=by
+        )
+        JoinRequest.objects.filter(
+            community=community, user=user, status=JoinRequest.Status.PENDING
+        ).update(status=JoinRequest.Status.REJECTED, decided_by=by, decided_at=timezone.now())
+        if membership is not None:
+            member_left.send(sender=Membership, community=community, user=user)
+            membership.delete()
+        audit_record(
+            community=community,
+            by=by,
+            action=AuditEntry.Action.BAN,
+            target=user,
+            reason=reason,
+            undo=AuditEntry.Action.UNBAN,
+            detail={"until": until.isoformat() if until else None},
+        )
+        member_restricted.send(
+            sender=Membership, community=community, user=user, kind="ban", until=until
+        )
+    return ban
+
+
+def membership_unban(*, community: Community, user: User, by: User) -> Ban:
+    if not policy.can_moderate(by, community):
+        raise Forbidden("Only moderators can lift bans.")
+    ban = policy.active_ban(user, community)
+    if ban is None:
+        raise NotFound("This user is not banned.")
+    with transaction.atomic():
+        ban.lifted_at = timezone.now()
+        ban.lifted_by = by
+        ban.save(update_fields=["lifted_at", "lifted_by"])
+        audit_record(community=community, by=by, action=AuditEntry.Action.UNBAN, target=user)
+    return ban
+
+
+def _clean_words(text: str) -> str:
+    words = [" ".join(line.split()).lower() for line in text.replace("\r", "").split("\n")]
+    kept = list(dict.fromkeys(w for w in words if w))
+    if len(kept) > FILTER_MAX_WORDS or any(len(w) > 100 for w in kept):
+        raise TooLong(f"A filter has at most {FILTER_MAX_WORDS} words of 100 characters.")
+    return "\n".join(kept)
+
+
+def community_filter_set(
+    *, community: Community, by: User, blocked_words: str, held_words: str
+) -> Community:
+    """Set the word filter: one word or phrase per line."""
+    if not policy.can_moderate(by, community):
+        raise Forbidden("Only moderators can change the word filter.")
+    blocked, held = _clean_words(blocked_words), _clean_words(held_words)
+    with transaction.atomic():
+        before = {"blocked": community.blocked_words, "held": community.held_words}
+        community.blocked_words, community.held_words = blocked, held
+        community.save(update_fields=["blocked_words", "held_words"])
+        audit_record(
+            community=community,
+            by=by,
+            action=AuditEntry.Action.FILTER,
+            detail={"before": before, "blocked": blocked, "held": held},
+        )
+    return community

@@ -13,3 +13,6 @@ member_joined = Signal()
 # `user=` stopped being a member of `community=` (left or removed): chat takes them out of its
 # channels and closes their subscriptions at once.
 member_left = Signal()
+# `user=` of `community=` was timed out, banned, or their timeout ended (`kind=` "timeout",
+# "ban", "timeout_end"; `until=`): chat tells their sockets.
+member_restricted = Signal()

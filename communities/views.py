@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import me
@@ -141,5 +142,6 @@ def community_manage(request: HttpRequest, slug: str) -> HttpResponse:
             "requests": selectors.pending_join_requests(item),
             "invite_url": request.build_absolute_uri(f"/invite/{item.invite_code}/"),
             "roles": Membership.Role.choices,
+            "now": timezone.now(),
         },
     )

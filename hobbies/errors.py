@@ -1,5 +1,9 @@
 """Domain errors: raised by services and fetches, mapped to HTTP statuses and `error` frames."""
 
+from __future__ import annotations
+
+from datetime import datetime
+
 
 class DomainError(Exception):
     code = "invalid"
@@ -8,6 +12,8 @@ class DomainError(Exception):
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.code)
         self.detail = detail or self.default_detail()
+        # Fields the error frame and the JSON error carry besides code and detail (`until`).
+        self.extra: dict[str, object] = {}
 
     def default_detail(self) -> str:
         return self.code.replace("_", " ").capitalize() + "."
@@ -31,6 +37,56 @@ class Forbidden(DomainError):
 class NotFound(DomainError):
     code = "not_found"
     status = 404
+
+
+class Restricted(Forbidden):
+    """A moderator's timeout or ban stops the user; `until` (ISO 8601, or None: no end) says
+    when it ends, for the error frame and the JSON error alike."""
+
+    def __init__(self, detail: str = "", until: datetime | None = None) -> None:
+        super().__init__(detail)
+        self.until = until
+        self.extra = {"until": until.isoformat() if until is not None else None}
+
+
+class TimedOut(Restricted):
+    code = "timed_out"
+
+
+class Banned(Restricted):
+    code = "banned"
+
+
+class SlowMode(DomainError):
+    """The channel's slow mode: the member may post again at `until`."""
+
+    code = "slow_mode"
+    status = 429
+
+    def __init__(self, detail: str, until: datetime) -> None:
+        super().__init__(detail)
+        self.until = until
+        self.extra = {"until": until.isoformat()}
+
+
+class Blocked(DomainError):
+    """The community's word filter refused the text."""
+
+    code = "blocked"
+    status = 400
+
+
+class HeldForReview(DomainError):
+    """Not an error to the author, but not a message yet: the word filter held it for a
+    moderator, who approves (it then gets its position) or rejects it."""
+
+    code = "pending_review"
+    status = 202
+
+    def __init__(self, detail: str, held: int) -> None:
+        super().__init__(detail)
+        self.held = held
+        self.extra = {"held": held}
 
 
 class Conflict(DomainError):

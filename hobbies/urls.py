@@ -4,6 +4,7 @@ from django.urls import path
 from django.views.static import serve
 
 from accounts import views as account_views
+from chat import moderation_views
 from chat import views as chat_views
 from communities import views as community_views
 from hobbies import health
@@ -26,6 +27,18 @@ urlpatterns = [
     path("c/<slug:slug>/leave/", community_views.community_leave, name="community_leave"),
     path("c/<slug:slug>/manage/", community_views.community_manage, name="community_manage"),
     path("c/<slug:slug>/manage/channels/", chat_views.channel_new, name="channel_new"),
+    path("c/<slug:slug>/moderation/", moderation_views.queue_page, name="moderation_queue"),
+    path(
+        "c/<slug:slug>/moderation/act/",
+        moderation_views.moderation_action,
+        name="moderation_action",
+    ),
+    path("c/<slug:slug>/moderation/log/", moderation_views.audit_page, name="moderation_log"),
+    path(
+        "c/<slug:slug>/moderation/messages/<int:message_id>/",
+        moderation_views.removed_message_page,
+        name="moderation_message",
+    ),
     path("c/<slug:slug>/<slug:name>/", chat_views.channel_page, name="channel"),
     path("c/<slug:slug>/<slug:name>/post/", chat_views.channel_post, name="channel_post"),
     path(
@@ -35,6 +48,23 @@ urlpatterns = [
     ),
     # Invite codes are URL-safe tokens (`secrets.token_urlsafe`), exactly what `slug` matches.
     path("invite/<slug:code>/", community_views.invite_accept, name="invite"),
+    path("messages/<int:message_id>/report/", moderation_views.report_page, name="report"),
+    path("api/moderation/", moderation_views.api_moderation, name="api_moderation"),
+    path(
+        "api/communities/<slug:slug>/moderation/queue/",
+        moderation_views.api_queue,
+        name="api_moderation_queue",
+    ),
+    path(
+        "api/communities/<slug:slug>/moderation/log/",
+        moderation_views.api_audit,
+        name="api_moderation_log",
+    ),
+    path(
+        "api/messages/<int:message_id>/moderation/",
+        moderation_views.api_message_moderation,
+        name="api_message_moderation",
+    ),
     path("api/channels/", chat_views.api_channels, name="api_channels"),
     path("api/channels/<int:channel_id>/messages/", chat_views.api_messages, name="api_messages"),
     path("api/attachments/", chat_views.api_attachment_start, name="api_attachment_start"),

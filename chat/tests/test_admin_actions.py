@@ -48,12 +48,14 @@ def posted(general, bob, carol):
     return say(general, bob, "Selling my old 35mm, DM me"), say(general, carol, "Nice camera!")
 
 
-def test_only_the_tombstone_action_is_offered(superuser, site_moderator, staff_viewer, posted):
+def test_only_the_tombstone_and_removal_actions_are_offered(
+    superuser, site_moderator, staff_viewer, posted
+):
     """No bulk hard delete: the built-in "delete selected" is withdrawn for messages."""
     for user in (superuser, site_moderator, staff_viewer):
         response = client_for(user).get(admin_url(posted[0]))
         choices = response.context["action_form"].fields["action"].choices
-        assert [name for name, _ in choices if name] == ["delete_messages"], user
+        assert [name for name, _ in choices if name] == ["delete_messages", "remove_messages"], user
 
 
 def test_superuser_deletes_a_message_and_members_see_a_tombstone(superuser, general, posted, alice):

@@ -311,3 +311,31 @@ def test_bidi_controls_stay_inside_names_and_messages(
     expect(reply).to_be_visible()
     for part in (".msg__reply-who", ".msg__reply-text"):
         assert reply.locator(part).evaluate("n => getComputedStyle(n).unicodeBidi") == "isolate"
+
+
+def test_moderator_removes_a_message_from_the_page_and_readers_see_it_go(
+    open_context, server, alice, bob, carol, general
+):
+    send(general, carol, "Cheap followers, DM me")
+    moderator = open_context()
+    moderator.add_cookies([session_cookie(alice, server)])  # type: ignore[list-item]
+    reader = open_context()
+    reader.add_cookies([session_cookie(bob, server)])  # type: ignore[list-item]
+    mod_page = open_channel(moderator)
+    bob_page = open_channel(reader)
+    spam = mod_page.locator("#message-list .msg", has_text="Cheap followers")
+    # Members report (⚑) but have no remove button.
+    expect(bob_page.locator("#message-list .msg [data-action=remove]")).to_have_count(0)
+    expect(
+        bob_page.locator("#message-list .msg", has_text="Cheap followers").locator(
+            "[data-action=report]"
+        )
+    ).to_have_count(1)
+    mod_page.once("dialog", lambda dialog: dialog.accept("spam"))
+
+    spam.hover()
+    spam.locator("[data-action=remove]").click()
+
+    gone = bob_page.locator("#message-list .msg--removed")
+    expect(gone).to_have_text(re.compile("Removed by a moderator."))
+    expect(bob_page.locator("#message-list")).not_to_contain_text("Cheap followers")

@@ -288,9 +288,10 @@ def test_the_payload_everyone_gets_is_the_payload_read_back(
     equal what reading the message back gives (history, replays)."""
     parent = say(general, bob, "a question")
     # Outside any transaction, as a socket or a request sends: the broadcast is built at commit
-    # from the objects in hand (the statements: the retry check, the reply target, mentions,
-    # the author, then the transaction's lock, insert, channel, mention, read marker).
-    with django_assert_max_num_queries(11):
+    # from the objects in hand (the statements: the retry check, the author's role and timeout,
+    # the reply target, mentions, the author, then the transaction's lock, insert, channel,
+    # mention, read marker).
+    with django_assert_max_num_queries(12):
         sent = message_send(
             channel=general,
             author=alice,

@@ -3,6 +3,7 @@
 
 import { setReply, startEdit } from "./composer.js";
 import { el } from "./dom.js";
+import { moderationAction } from "./moderation.js";
 import { list, pane } from "./page.js";
 import { sendFrame } from "./socket.js";
 
@@ -92,6 +93,7 @@ export function initActions() {
         if (picker && picker.opener === action) closePicker(true);
         else openPicker(node, action);
       } else if (kind === "edit") startEdit(node);
+      else if (moderationAction(kind, node)) return;
       else if (kind === "delete") {
         if (window.confirm("Delete this message? This cannot be undone.")) {
           sendFrame({ type: "message.delete", message: Number(node.dataset.id) });

@@ -21,6 +21,7 @@ import {
   showMessages,
 } from "./messages.js";
 import { channelId, communityId, me, root, toast } from "./page.js";
+import { moderationFrame, noteOwnSend, noteSendError } from "./moderation.js";
 import { initPanes } from "./panes.js";
 import { initSequence, noteHead, noteSeq, resumePoint } from "./sequence.js";
 import { connect, initSocket, isOpen, send, setState, stop, wake } from "./socket.js";
@@ -72,6 +73,7 @@ function onOpen() {
 // --- Incoming frames -----------------------------------------------------------------------
 
 function handle(frame) {
+  if (moderationFrame(frame)) return;
   switch (frame.type) {
     case "message.new":
       if (frame.message.channel === channelId) {
@@ -92,6 +94,7 @@ function handle(frame) {
       break;
     case "message.ack":
       acknowledge(frame.client_id, frame.message);
+      noteOwnSend();
       if (frame.message && frame.message.channel === channelId) noteSeq(frame.message.seq);
       break;
     case "subscribed":
@@ -131,6 +134,7 @@ function handle(frame) {
 }
 
 function onError(frame) {
+  noteSendError(frame);
   if (failPending(frame.ref, frame.detail)) return;
   if (frame.ref === "subscribe" && frame.code === "rate_limited") {
     // Too much replayed lately: ask again when the server says.

@@ -2,6 +2,7 @@
 // reader; grouping, scrolling, older history, the read marker and the "New messages" divider.
 
 import { api, el, fromHTML } from "./dom.js";
+import { moderationButtons } from "./moderation.js";
 import { channelId, input, list, me, pane, root, scroller, toast } from "./page.js";
 import { isOpen, send } from "./socket.js";
 import { stopTyping } from "./typing.js";
@@ -138,6 +139,7 @@ function decorate(node) {
         el("button", { type: "button", class: "msg__action msg__action--danger", "data-action": "delete", title: "Delete", "aria-label": "Delete", text: "🗑" }),
       );
     }
+    moderationButtons(node, actions, mine);
     node.append(actions);
   }
   return node;
