@@ -90,6 +90,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             session_hash(session.session_key) if session and session.session_key else ""
         )
         self.subscriptions: dict[str, Subscription] = {}
+        # While one of this socket's sends is in flight, its own new messages wait, so that the
+        # ack (which replaces the page's pending copy) always comes before the echo.
+        self.sending = 0
+        self.own_held: list[tuple[str, Frame, dict[str, Any]]] = []
         self.tokens, self.tokens_at = float(FRAME_BURST), time.monotonic()
         self.checked_at = -math.inf
         await self.accept()
@@ -175,6 +179,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # Called by the hub, synchronously, for every event on a key this socket listens to.
     def deliver(self, key: str, frame: Frame, meta: dict[str, Any]) -> None:
+        if self.sending and meta.get("author") == self.user_id and key[0] == "c":
+            self.own_held.append((key, frame, meta))
+            return
         if key[0] == "c":
             sub = self.subscriptions.get(key)
             if sub is None or not sub.admit(frame, meta):
@@ -314,8 +321,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         client_id = frame.get("client_id")
-        payload = await db(self._send)(frame)
-        self._reply({"type": "message.ack", "client_id": str(client_id), "message": payload})
+        self.sending += 1
+        try:
+            payload = await db(self._send)(frame)
+            self._reply({"type": "message.ack", "client_id": str(client_id), "message": payload})
+        finally:
+            self.sending -= 1
+            if not self.sending and self.own_held:
+                held, self.own_held = self.own_held, []
+                for key, queued, meta in held:
+                    self.deliver(key, queued, meta)
 
     def _send(self, frame: dict[str, Any]) -> dict[str, Any]:
         client_id = parse_uuid(frame.get("client_id"), "client_id")
@@ -385,9 +400,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_moderation(self, frame: dict[str, Any]) -> None:
         """The moderation frames (`chat.moderation_api.ACTIONS`), answered with `done`."""
-        result = await db(moderation_api.perform)(
-            self.user, frame["type"], frame, text=False
-        )
+        result = await db(moderation_api.perform)(self.user, frame["type"], frame, text=False)
         self._reply({"type": "done", **result})
 
     handlers: dict[str, Callable[[ChatConsumer, dict[str, Any]], Awaitable[None]]] = {

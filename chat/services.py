@@ -280,7 +280,7 @@ def _broadcast_message(
     events.broadcast_on_commit(
         events.channel_key(channel_id),
         build,
-        meta={"kind": kind, "id": message_id, "seq": message.seq},
+        meta={"kind": kind, "id": message_id, "seq": message.seq, "author": message.author_id},
     )
     return lambda: built[0] if built else None
 

@@ -451,3 +451,18 @@ async def test_live_messages_published_out_of_order_all_arrive(connect, bob, gen
     first = await b.recv_type("message.new")
     second = await b.recv_type("message.new")
     assert [first["message"]["seq"], second["message"]["seq"]] == [covered + 2, covered + 1]
+
+
+async def test_the_sender_gets_the_ack_before_its_own_message_comes_back(connect, alice, general):
+    """The page replaces its pending copy on the ack; the echo must not come first, or the
+    message would show twice for a moment."""
+    a = await connect(alice)
+    await a.subscribe(general.id)
+    for n in range(5):
+        client_id = str(uuid.uuid4())
+        await a.send(
+            {"type": "message.send", "channel": general.id, "client_id": client_id, "body": f"#{n}"}
+        )
+        frames = await a.until("message.new")
+        kinds = [f["type"] for f in frames if f["type"] in ("message.ack", "message.new")]
+        assert kinds == ["message.ack", "message.new"]
