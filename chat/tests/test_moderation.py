@@ -312,8 +312,8 @@ async def test_slow_mode_over_the_socket_with_the_wait_and_moderators_exempt(
     assert (await owner.recv_type("done"))["seconds"] == 60
     assert (await member.recv_type("channel.updated"))["slow_mode"] == 60
     await member.send(send(general.id, "first"))
-    await member.recv_type("message.new")
     await member.recv_type("message.ack")
+    await member.recv_type("message.new")
     await member.send(send(general.id, "second"))
     error = await member.recv_type("error")
     assert error["code"] == "slow_mode" and error["until"]
