@@ -4,7 +4,6 @@ moderation frames do."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -22,7 +21,7 @@ from chat.views import api_view
 from communities import selectors as community_selectors
 from communities.models import AuditEntry, Ban, Community
 from hobbies.errors import Invalid, NotFound
-from hobbies.http import domain_errors, safe_next
+from hobbies.http import domain_errors, request_data, safe_next
 from hobbies.parsing import parse_id
 
 DONE = {
@@ -145,16 +144,7 @@ def report_page(request: HttpRequest, message_id: int) -> HttpResponse:
 @api_view
 def api_moderation(request: HttpRequest) -> dict[str, Any]:
     """`{"action": ACTION, ...fields}`: the socket's moderation frames, over HTTP."""
-    if request.content_type == "application/json":
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
-            raise Invalid("The body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise Invalid("The body must be a JSON object.")
-        text = False
-    else:
-        data, text = request.POST.dict(), True
+    data, text = request_data(request)
     action = data.get("action")
     if not isinstance(action, str):
         raise Invalid("action must be text.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -25,7 +24,7 @@ from chat.presence import online_ids
 from communities import selectors as community_selectors
 from communities.policy import can_moderate, is_moderator_role, role_with
 from hobbies.errors import DomainError, HeldForReview, Invalid, NotFound
-from hobbies.http import domain_errors
+from hobbies.http import domain_errors, request_data
 from hobbies.parsing import (
     optional_id,
     parse_count,
@@ -271,7 +270,7 @@ def api_messages(
 ) -> dict[str, Any] | tuple[dict[str, Any], int]:
     channel = selectors.channel_for_member(me(request), channel_id)
     if request.method == "POST":
-        data = _request_data(request)
+        data, _ = request_data(request, lists=["attachments"])
         sent = services.message_send(
             channel=channel,
             author=me(request),
@@ -291,21 +290,6 @@ def api_messages(
         raise Invalid(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
     rows, has_more = selectors.messages_page(channel, before=before, after=after, limit=limit)
     return {"messages": [message_payload(m) for m in rows], "has_more": has_more}
-
-
-def _request_data(request: HttpRequest) -> dict[str, Any]:
-    if request.content_type == "application/json":
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
-            raise Invalid("The body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise Invalid("The body must be a JSON object.")
-        return data
-    form: dict[str, Any] = request.POST.dict()
-    if "attachments" in request.POST:
-        form["attachments"] = request.POST.getlist("attachments")
-    return form
 
 
 # --- Attachments ----------------------------------------------------------------------------
@@ -334,7 +318,7 @@ def _attachment_body(attachment: Attachment) -> dict[str, Any]:
 @require_http_methods(["POST"])
 @api_view
 def api_attachment_start(request: HttpRequest) -> tuple[dict[str, Any], int]:
-    data = _request_data(request)
+    data, _ = request_data(request, lists=["attachments"])
     attachment, target = attachments.attachment_start(
         uploader=me(request),
         name=parse_text(data.get("name"), "name"),

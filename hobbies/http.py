@@ -4,7 +4,8 @@ CSRF failures answered in the shape each client expects."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import csrf
 
-from hobbies.errors import DomainError, NotFound
+from hobbies.errors import DomainError, Invalid, NotFound
 
 
 def domain_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -86,3 +87,21 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
             status=403,
         )
     return csrf.csrf_failure(request, reason)
+
+
+def request_data(request: HttpRequest, lists: Collection[str] = ()) -> tuple[dict[str, Any], bool]:
+    """An API request's fields: a JSON object's, or the form's (the fields named in `lists` as
+    lists); and whether the values are text (a form) rather than JSON values."""
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            raise Invalid("The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise Invalid("The body must be a JSON object.")
+        return data, False
+    form: dict[str, Any] = request.POST.dict()
+    for name in lists:
+        if name in request.POST:
+            form[name] = request.POST.getlist(name)
+    return form, True
