@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from accounts.models import Identity, Profile, SignIn, User
 from accounts.oidc import Person
-from accounts.signals import user_provisioned
+from accounts.signals import profile_changed, user_provisioned
 from hobbies.errors import Conflict, Invalid, TooLong
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{2,30}$")
@@ -73,12 +73,15 @@ def profile_update(
         _check_avatar(avatar)
     with transaction.atomic():
         profile = profile_ensure(user=user)
+        shown_before = profile.display_name
         profile.display_name, profile.bio, profile.hobbies = display_name, bio, tags
         if clear_avatar and profile.avatar:
             profile.avatar.delete(save=False)
         if avatar is not None:
             profile.avatar.save(f"{user.pk}.img", avatar, save=False)
         profile.save()
+        if profile.display_name != shown_before:
+            profile_changed.send(sender=User, user=user)
     return profile
 
 
@@ -163,6 +166,7 @@ def _identity_sync(person: Person) -> User:
         else:
             user = identity.user
             before = user.get_full_name()
+            shown_before = (user.username, user.display_name)
             if user.username != person.username and not _username_taken(person.username, user):
                 user.username = person.username
             user.email = person.email
@@ -173,6 +177,8 @@ def _identity_sync(person: Person) -> User:
             if profile is not None and profile.display_name in ("", before[:64]):
                 profile.display_name = user.get_full_name()[:64]
                 profile.save(update_fields=["display_name"])
+            if (user.username, user.display_name) != shown_before:
+                profile_changed.send(sender=User, user=user)
         site_roles_set(user=user, roles=person.roles)
     return user
 

@@ -118,6 +118,12 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     external_id = models.CharField(max_length=128, blank=True)
+    # The MESSAGE object as JSON, stored the first time a replay needs it, so later replays
+    # read instead of rendering. Valid while `payload_version` equals `version`, which every
+    # change to what the object shows moves on (chat.services.message_changed).
+    version = models.PositiveIntegerField(default=0)
+    payload_version = models.IntegerField(default=-1)
+    payload_json = models.TextField(blank=True)
     # Removed by a moderator: `deleted_at`/`deleted_by` say when and by whom, as for a deletion,
     # but the text stays for moderators (and for a restore) until the message is purged.
     removed = models.BooleanField(default=False)

@@ -14,10 +14,16 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from accounts.models import User
-from accounts.signals import user_provisioned
+from accounts.signals import profile_changed, user_provisioned
 from chat import events
 from chat.backends import get_backend
-from chat.services import channel_create, community_channels_join, community_channels_leave
+from chat.models import Message
+from chat.services import (
+    channel_create,
+    community_channels_join,
+    community_channels_leave,
+    message_changed,
+)
 from chat.session import session_hash
 from communities.models import Community
 from communities.signals import community_created, member_joined, member_left, member_restricted
@@ -91,3 +97,9 @@ def close_sockets_on_revoke(sender: Any, instance: User, created: bool, **kwargs
     was_active, password = before
     if (was_active and not instance.is_active) or password != instance.password:
         events.sockets_close_on_commit(instance.pk)
+
+
+@receiver(profile_changed, dispatch_uid="chat.profile_changed")
+def renderings_show_the_new_name(sender: Any, user: User, **kwargs: Any) -> None:
+    """Stored renderings show the author's name (and replies quote it): they are stale now."""
+    message_changed(message_ids=Message.objects.filter(author=user).values("id"))

@@ -15,9 +15,9 @@ from typing import Any
 from django.conf import settings
 
 from chat.hub import encode
-from chat.models import Channel
+from chat.models import Channel, Message
 from chat.payloads import message_payload
-from chat.selectors import messages_after
+from chat.selectors import messages_after_stored
 from chat.transport import Frame
 
 
@@ -63,16 +63,30 @@ def replay(channel: Channel, *, seq: int | None = None, since: int | None = None
     )
     if (seq is None and since is None) or (seq or 0) >= last_seq or (since or 0) >= last_id:
         return Replay([], last_id, last_seq, False)
-    rows, truncated = messages_after(
+    rows, truncated = stored_payloads_after(
         channel, seq=seq, since=since, limit=settings.CHAT_REPLAY_LIMIT
     )
     if truncated:
         return Replay([], last_id, last_seq, True)
-    frames = [encode({"type": "message.new", "message": message_payload(m)}) for m in rows]
-    newest = rows[-1] if rows else None
-    return Replay(
-        frames,
-        max(last_id, newest.id if newest else 0),
-        max(last_seq, newest.seq if newest else 0),
-        False,
-    )
+    frames = ['{"type":"message.new","message":' + payload + "}" for _, _, payload in rows]
+    newest_id, newest_seq = (rows[-1][0], rows[-1][1]) if rows else (0, 0)
+    return Replay(frames, max(last_id, newest_id), max(last_seq, newest_seq), False)
+
+
+def stored_payloads_after(
+    channel: Channel, *, seq: int | None, since: int | None, limit: int
+) -> tuple[list[tuple[int, int, str]], bool]:
+    """(id, seq, MESSAGE JSON) of the messages after `seq` (or id `since`), in order: the
+    stored renderings where still valid, the others rendered now and stored for next time."""
+    rows, truncated = messages_after_stored(channel, seq=seq, since=since, limit=limit)
+    stale = [row.id for row in rows if row.payload_version != row.version]
+    fresh: dict[int, str] = {}
+    if stale:
+        rendered = list(Message.objects.with_related().filter(id__in=stale))
+        for message in rendered:
+            fresh[message.id] = encode(message_payload(message))
+            # Stored with the version it was read at: if the message changes meanwhile, the
+            # version moves on and this rendering is never served.
+            message.payload_json, message.payload_version = fresh[message.id], message.version
+        Message.objects.bulk_update(rendered, ["payload_json", "payload_version"])
+    return [(r.id, r.seq, fresh.get(r.id, r.payload_json)) for r in rows], truncated

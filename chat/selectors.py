@@ -272,12 +272,14 @@ def messages_page(
     return list(reversed(rows[:limit])), has_more
 
 
-def messages_after(
+def messages_after_stored(
     channel: Channel, *, seq: int | None = None, since: int | None = None, limit: int
 ) -> tuple[list[Message], bool]:
-    """Messages after position `seq` (or after message id `since`), in order; `truncated` if
-    there are more than `limit`."""
-    qs = Message.objects.with_related().filter(channel=channel)
+    """Messages after position `seq` (or after message id `since`), in order, with only their
+    positions and stored renderings (and versions); `truncated` if more than `limit`."""
+    qs = Message.objects.filter(channel=channel).only(
+        "id", "seq", "version", "payload_version", "payload_json"
+    )
     qs = qs.filter(seq__gt=seq) if seq is not None else qs.filter(id__gt=since or 0)
     rows = list(qs.order_by("seq")[: limit + 1])
     return rows[:limit], len(rows) > limit

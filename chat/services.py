@@ -11,7 +11,7 @@ from typing import Any
 import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -261,6 +261,14 @@ def _with_related(message_id: int) -> Message:
     return Message.objects.with_related().get(id=message_id)
 
 
+def message_changed(*, message_ids: QuerySet[Message, Any] | list[int]) -> None:
+    """What these messages show changed: their stored renderings (`Message.payload_json`) are
+    no longer valid, and neither are those of the replies quoting them."""
+    Message.objects.filter(Q(id__in=message_ids) | Q(reply_to_id__in=message_ids)).update(
+        version=F("version") + 1
+    )
+
+
 def _broadcast_message(
     message: Message,
     kind: str,
@@ -268,8 +276,11 @@ def _broadcast_message(
     **extra: Any,
 ) -> Callable[[], dict[str, Any] | None]:
     """Broadcast the message's payload after commit (by default read back from the database);
-    returns a getter for that payload (None until the broadcast has been built)."""
+    returns a getter for that payload (None until the broadcast has been built). A change to
+    an existing message also makes its stored rendering stale (`message_changed`)."""
     message_id, channel_id = message.id, message.channel_id
+    if kind != "message.new":
+        message_changed(message_ids=[message_id])
     built: list[dict[str, Any]] = []
 
     def build() -> dict[str, Any]:
