@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from accounts.services import profile_update
-from chat.models import Message
 from chat.hub import encode
+from chat.models import Message
 from chat.payloads import message_payload
 from chat.replay import replay
 from chat.services import message_edit, message_send, reaction_add
