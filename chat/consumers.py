@@ -187,9 +187,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ckey = channel_key(event["channel"])
             sub = self.subscriptions.pop(ckey, None)
             if sub is not None:
-                self._reply(
-                    {"type": "unsubscribed", "channel": event["channel"], "reason": "removed"}
-                )
+                # `deleted`: the channel is gone; else the user was taken out of it.
+                reason = event.get("reason") or "removed"
+                self._reply({"type": "unsubscribed", "channel": event["channel"], "reason": reason})
                 asyncio.get_running_loop().create_task(self._release(ckey, sub.community_id))
         elif action == "close" and event.get("reason") == "revoked":
             self._revoke()
@@ -385,9 +385,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_moderation(self, frame: dict[str, Any]) -> None:
         """The moderation frames (`chat.moderation_api.ACTIONS`), answered with `done`."""
-        result = await db(moderation_api.perform)(
-            self.user, frame["type"], frame, text=False
-        )
+        result = await db(moderation_api.perform)(self.user, frame["type"], frame, text=False)
         self._reply({"type": "done", **result})
 
     handlers: dict[str, Callable[[ChatConsumer, dict[str, Any]], Awaitable[None]]] = {
