@@ -320,9 +320,8 @@ def test_the_owners_migrations_keep_existing_communities_and_links():
     assert not Channel.objects.get(community=club_now).is_archived
     assert not Invite.objects.exists()
     # The legacy link still leads in.
-    from communities.services import membership_join_by_invite
-
     from accounts.models import User
+    from communities.services import membership_join_by_invite
 
     membership_join_by_invite(code="legacy1", user=User.objects.get(pk=owner.pk))
     assert Membership.objects.filter(community=club_now, user_id=owner.pk).exists()
