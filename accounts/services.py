@@ -70,7 +70,7 @@ def profile_update(
     if len(tags) > 200:
         raise TooLong("List at most 200 characters of hobbies.")
     if avatar is not None:
-        _check_avatar(avatar)
+        avatar_check(avatar)
     with transaction.atomic():
         profile = profile_ensure(user=user)
         shown_before = profile.display_name
@@ -85,7 +85,9 @@ def profile_update(
     return profile
 
 
-def _check_avatar(avatar: UploadedFile) -> None:
+def avatar_check(avatar: UploadedFile) -> None:
+    """Refuse an avatar that is too large or not a JPEG, PNG, GIF or WebP image (profiles and
+    communities alike)."""
     if avatar.size is None or avatar.size > AVATAR_MAX_BYTES:
         raise TooLong("An avatar is at most 2 MB.")
     try:

@@ -194,9 +194,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ckey = channel_key(event["channel"])
             sub = self.subscriptions.pop(ckey, None)
             if sub is not None:
-                self._reply(
-                    {"type": "unsubscribed", "channel": event["channel"], "reason": "removed"}
-                )
+                # `deleted`: the channel is gone; else the user was taken out of it.
+                reason = event.get("reason") or "removed"
+                self._reply({"type": "unsubscribed", "channel": event["channel"], "reason": reason})
                 asyncio.get_running_loop().create_task(self._release(ckey, sub.community_id))
         elif action == "close" and event.get("reason") == "revoked":
             self._revoke()

@@ -40,6 +40,8 @@ class Channel(models.Model):
     last_seq = models.BigIntegerField(default=0)
     # Slow mode: a member posts at most one message per this many seconds (0: off).
     slow_mode_seconds = models.PositiveIntegerField(default=0)
+    # Archived: read-only (no posts, reactions or edits), left out of the channel list.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -58,6 +60,10 @@ class Channel(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("channel", kwargs={"slug": self.community.slug, "name": self.name})
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class ChannelMember(models.Model):

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from accounts.models import User
 from chat.models import Channel, ChannelMember, Message
-from communities.policy import Actor, can_act_on_message_of, can_moderate, is_moderator_role
+from communities.policy import (
+    Actor,
+    can_act_on_message_of,
+    can_moderate,
+    can_own,
+    is_moderator_role,
+)
 
 _UNKNOWN = "?"
 
@@ -27,8 +33,18 @@ def can_post(user: Actor, channel: Channel, *, role: str | None = _UNKNOWN) -> b
 
 
 def can_manage_channel(user: Actor, channel: Channel) -> bool:
-    """Create channels, set topics: the community's moderators."""
+    """Create channels, set topics, rename, archive and unarchive: the community's moderators."""
     return can_moderate(user, channel.community_id)
+
+
+def can_delete_channel(user: Actor, channel: Channel) -> bool:
+    """Delete a channel with its messages: owners (and site moderators) only."""
+    return can_own(user, channel.community_id)
+
+
+def is_writable(channel: Channel) -> bool:
+    """An archived channel is read-only: no posts, reactions or edits."""
+    return channel.archived_at is None
 
 
 def can_add_member(user: Actor, channel: Channel) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -98,6 +98,26 @@ def message_for_moderator(user: User, message_id: int | None) -> Message:
     if message is None or not can_moderate(user, message.channel.community_id):
         raise NotFound("No such message.")
     return message
+
+
+def channel_for_settings(user: User, slug: str, name: str) -> Channel:
+    """A channel's settings page: its members, and the community's moderators (site moderators
+    too, member or not, private channels too); else `NotFound`."""
+    channel = (
+        Channel.objects.select_related("community").filter(community__slug=slug, name=name).first()
+    )
+    if channel is not None and user.is_authenticated and can_moderate(user, channel.community_id):
+        return channel
+    return channel_by_name_for_member(user, slug, name)
+
+
+def community_channels(community: Community) -> list[Channel]:
+    """Every channel of the community, archived ones too (the manage page)."""
+    return list(
+        Channel.objects.filter(community=community).order_by(
+            F("archived_at").asc(nulls_first=True), "name"
+        )
+    )
 
 
 def channel_for_moderator(user: User, channel_id: int | None) -> Channel:
@@ -201,10 +221,15 @@ def channel_members(channel: Channel) -> list[ChannelMember]:
     )
 
 
-def channels_for_user(user: User, community_id: int | None = None) -> list[dict[str, Any]]:
-    """The user's channels with unread and mention counts, in two queries."""
+def channels_for_user(
+    user: User, community_id: int | None = None, *, archived: bool = False
+) -> list[dict[str, Any]]:
+    """The user's channels with unread and mention counts, in two queries. Archived channels
+    are left out (`archived=True`: only those)."""
     members = ChannelMember.objects.filter(
-        user=user, channel__community__memberships__user=user
+        user=user,
+        channel__community__memberships__user=user,
+        channel__archived_at__isnull=not archived,
     ).select_related("channel__community")
     if community_id is not None:
         members = members.filter(channel__community_id=community_id)
@@ -236,6 +261,7 @@ def channels_for_user(user: User, community_id: int | None = None) -> list[dict[
             "name": m.channel.name,
             "topic": m.channel.topic,
             "kind": m.channel.kind,
+            "archived": m.channel.archived_at is not None,
             "community": {
                 "id": m.channel.community.id,
                 "slug": m.channel.community.slug,

@@ -46,9 +46,7 @@ def channel_create(
     """Create a channel. `by` must moderate the community (None: the system, on creation)."""
     if by is not None and not can_moderate(by, community):
         raise Forbidden("Only moderators can create channels.")
-    slug = slugify(name)[:50]
-    if not slug:
-        raise Invalid("A channel needs a name made of letters, digits or dashes.")
+    slug = _clean_channel_name(name)
     if kind not in Channel.Kind.values:
         raise Invalid("Unknown channel kind.")
     if len(topic) > 250:
@@ -64,7 +62,42 @@ def channel_create(
         else:
             for user in User.objects.filter(memberships__community=community):
                 _channel_member_add(channel, user)
+        if by is not None:
+            audit_record(
+                community=community,
+                by=by,
+                action=AuditEntry.Action.CHANNEL_CREATE,
+                detail={"channel": channel.id, "name": slug, "kind": kind},
+            )
     return channel
+
+
+def _clean_channel_name(name: str) -> str:
+    slug = slugify(name)[:50]
+    if not slug:
+        raise Invalid("A channel needs a name made of letters, digits or dashes.")
+    return slug
+
+
+def _channel_changed(channel: Channel) -> None:
+    """After commit, tell the channel's subscribers what it is now (`channel.updated`)."""
+    channel_id = channel.id
+
+    def build() -> dict[str, Any]:
+        now = Channel.objects.select_related("community").get(id=channel_id)
+        return {
+            "type": "channel.updated",
+            "channel": {
+                "id": now.id,
+                "name": now.name,
+                "topic": now.topic,
+                "kind": now.kind,
+                "archived": now.archived_at is not None,
+                "url": now.get_absolute_url(),
+            },
+        }
+
+    events.broadcast_on_commit(events.channel_key(channel_id), build)
 
 
 def channel_update(*, channel: Channel, by: User, topic: str) -> Channel:
@@ -72,9 +105,123 @@ def channel_update(*, channel: Channel, by: User, topic: str) -> Channel:
         raise Forbidden("Only moderators can change the topic.")
     if len(topic) > 250:
         raise TooLong("A topic has at most 250 characters.")
-    channel.topic = topic
-    channel.save(update_fields=["topic"])
+    if topic == channel.topic:
+        return channel
+    with transaction.atomic():
+        before = channel.topic
+        channel.topic = topic
+        channel.save(update_fields=["topic"])
+        audit_record(
+            community=channel.community_id,
+            by=by,
+            action=AuditEntry.Action.CHANNEL_TOPIC,
+            detail={"channel": channel.id, "name": channel.name, "before": before, "topic": topic},
+        )
+        _channel_changed(channel)
     return channel
+
+
+def channel_rename(*, channel: Channel, by: User, name: str) -> Channel:
+    """Rename a channel (`#general` too); its old address stops working."""
+    if not policy.can_manage_channel(by, channel):
+        raise Forbidden("Only moderators can rename channels.")
+    slug = _clean_channel_name(name)
+    if slug == channel.name:
+        return channel
+    with transaction.atomic():
+        if Channel.objects.filter(community_id=channel.community_id, name=slug).exists():
+            raise Conflict(f"#{slug} already exists in this community.")
+        before = channel.name
+        channel.name = slug
+        channel.save(update_fields=["name"])
+        audit_record(
+            community=channel.community_id,
+            by=by,
+            action=AuditEntry.Action.CHANNEL_RENAME,
+            detail={"channel": channel.id, "before": before, "name": slug},
+        )
+        _channel_changed(channel)
+    return channel
+
+
+def _check_not_last_open(channel: Channel, what: str) -> None:
+    """A community keeps one open channel that is not archived (new members land there)."""
+    if channel.kind != Channel.Kind.OPEN or channel.archived_at is not None:
+        return
+    others = Channel.objects.filter(
+        community_id=channel.community_id, kind=Channel.Kind.OPEN, archived_at__isnull=True
+    ).exclude(id=channel.id)
+    if not others.exists():
+        raise Invalid(f"This is the community's last open channel: it cannot be {what}.")
+
+
+def channel_archive(*, channel: Channel, by: User) -> Channel:
+    """Make a channel read-only (no posts, reactions or edits) and leave it out of the channel
+    list; members keep reading it."""
+    if not policy.can_manage_channel(by, channel):
+        raise Forbidden("Only moderators can archive channels.")
+    if channel.archived_at is not None:
+        raise Conflict("This channel is already archived.")
+    with transaction.atomic():
+        _check_not_last_open(Channel.objects.select_for_update().get(id=channel.id), "archived")
+        channel.archived_at = timezone.now()
+        channel.save(update_fields=["archived_at"])
+        audit_record(
+            community=channel.community_id,
+            by=by,
+            action=AuditEntry.Action.CHANNEL_ARCHIVE,
+            undo=AuditEntry.Action.CHANNEL_UNARCHIVE,
+            detail={"channel": channel.id, "name": channel.name},
+        )
+        _channel_changed(channel)
+    return channel
+
+
+def channel_unarchive(*, channel: Channel, by: User) -> Channel:
+    if not policy.can_manage_channel(by, channel):
+        raise Forbidden("Only moderators can unarchive channels.")
+    if channel.archived_at is None:
+        raise Conflict("This channel is not archived.")
+    with transaction.atomic():
+        channel.archived_at = None
+        channel.save(update_fields=["archived_at"])
+        audit_record(
+            community=channel.community_id,
+            by=by,
+            action=AuditEntry.Action.CHANNEL_UNARCHIVE,
+            detail={"channel": channel.id, "name": channel.name},
+        )
+        _channel_changed(channel)
+    return channel
+
+
+def channel_delete(*, channel: Channel, by: User) -> None:
+    """Delete a channel with its messages (owners). Its subscribers' sockets drop it at once
+    (`unsubscribed` with reason `deleted`). The community's last open channel stays."""
+    if not policy.can_delete_channel(by, channel):
+        raise Forbidden("Only owners can delete channels.")
+    with transaction.atomic():
+        _check_not_last_open(Channel.objects.select_for_update().get(id=channel.id), "deleted")
+        members = ChannelMember.objects.filter(channel=channel)
+        count = members.count()
+        _channel_members_remove(members, reason="deleted")
+        audit_record(
+            community=channel.community_id,
+            by=by,
+            action=AuditEntry.Action.CHANNEL_DELETE,
+            detail={
+                "channel": channel.id,
+                "name": channel.name,
+                "messages": channel.last_seq,
+                "members": count,
+            },
+        )
+        channel.delete()
+
+
+def check_writable(channel: Channel) -> None:
+    if not policy.is_writable(channel):
+        raise Forbidden("This channel is archived: it can be read, not written to.")
 
 
 def channel_member_add(*, channel: Channel, user: User, by: User) -> ChannelMember:
@@ -94,7 +241,7 @@ def channel_member_remove(*, channel: Channel, user: User, by: User) -> None:
     if channel.kind != Channel.Kind.PRIVATE:
         raise Invalid("Open channels are left by leaving the community.")
     with transaction.atomic():
-        _channel_members_remove(user, ChannelMember.objects.filter(channel=channel, user=user))
+        _channel_members_remove(ChannelMember.objects.filter(channel=channel, user=user))
 
 
 def _channel_member_add(channel: Channel, user: User) -> ChannelMember:
@@ -114,17 +261,19 @@ def community_channels_join(*, community: Community, user: User) -> None:
 
 def community_channels_leave(*, community: Community, user: User) -> None:
     """Take a leaving member out of every channel of the community (inside their leave)."""
-    _channel_members_remove(
-        user, ChannelMember.objects.filter(channel__community=community, user=user)
-    )
+    _channel_members_remove(ChannelMember.objects.filter(channel__community=community, user=user))
 
 
-def _channel_members_remove(user: User, members: QuerySet[ChannelMember]) -> None:
+def _channel_members_remove(members: QuerySet[ChannelMember], *, reason: str = "removed") -> None:
+    """Take members out of channels; after commit their sockets drop those subscriptions and
+    say `unsubscribed` with `reason` (`removed`, or `deleted` when the channel is gone)."""
     backend = get_backend()
-    for member in members.select_related("channel"):
-        backend.remove_member(member.channel, user)
+    for member in members.select_related("channel", "user"):
+        backend.remove_member(member.channel, member.user)
         member.delete()
-        events.control_on_commit(events.user_key(user.id), "kick", channel=member.channel_id)
+        events.control_on_commit(
+            events.user_key(member.user_id), "kick", channel=member.channel_id, reason=reason
+        )
 
 
 # --- Messages -------------------------------------------------------------------------------
@@ -174,6 +323,7 @@ def message_send(
         return Sent(existing, False, message_payload(existing))
     attachment_ids = attachment_ids_check(attachments)
     text = _clean_body(body, allow_empty=bool(attachment_ids))
+    check_writable(channel)
     if not policy.can_post(author, channel):
         raise Forbidden("Only moderators post in announcement channels.")
     if screen:
@@ -301,6 +451,7 @@ def message_edit(*, message: Message, by: User, body: str) -> Message:
         raise Forbidden("You can only edit your own messages.")
     if message.is_deleted:
         raise Invalid("A deleted message cannot be edited.")
+    check_writable(message.channel)
     screening.check_participation(by, message.channel.community_id)
     text = _clean_body(body)
     if text == message.body:
@@ -374,6 +525,7 @@ def reaction_add(*, message: Message, user: User, emoji: str) -> Message:
     emoji = _clean_emoji(emoji)
     if message.is_deleted:
         raise Invalid("You cannot react to a deleted message.")
+    check_writable(message.channel)
     screening.check_participation(user, message.channel.community_id)
     ratelimit.hit("reaction-user", str(user.id), settings.RATE_LIMIT_REACTIONS_USER)
     with transaction.atomic():
@@ -385,6 +537,7 @@ def reaction_add(*, message: Message, user: User, emoji: str) -> Message:
 
 def reaction_remove(*, message: Message, user: User, emoji: str) -> Message:
     emoji = _clean_emoji(emoji)
+    check_writable(message.channel)
     screening.check_participation(user, message.channel.community_id)
     with transaction.atomic():
         removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()

@@ -26,6 +26,7 @@ from communities.policy import can_moderate, is_moderator_role, role_with
 from hobbies.errors import DomainError, HeldForReview, Invalid, NotFound
 from hobbies.http import domain_errors, request_data
 from hobbies.parsing import (
+    clean_text,
     optional_id,
     parse_count,
     parse_form_text,
@@ -55,6 +56,8 @@ def community_page(request: HttpRequest, slug: str) -> HttpResponse:
             general = next((c for c in channels if c["name"] == "general"), channels[0])
             return redirect(general["url"])
         context["channels"] = channels
+        context["archived_channels"] = selectors.channels_for_user(user, item.id, archived=True)
+        context["join_requests"] = community_selectors.pending_request_count(user, item)
     elif user.is_authenticated:
         context["pending_request"] = community_selectors.join_request_pending(item, user)
     context["member_count"] = item.memberships.count()
@@ -113,8 +116,13 @@ def channel_page(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         "members": members,
         "online": online,
         "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
-        "can_post": policy.can_post(user, channel, role=role),
+        "can_post": policy.can_post(user, channel, role=role) and policy.is_writable(channel),
         "can_moderate": is_moderator_role(role),
+        "join_requests": (
+            community_selectors.pending_request_count(user, community)
+            if is_moderator_role(role)
+            else None
+        ),
         "queue": screening.queue_counts(community.id) if is_moderator_role(role) else None,
         "timeout_until": timeout_until,
         "new_client_id": uuid.uuid4(),
@@ -170,9 +178,10 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 @login_required
 @domain_errors
 def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse:
-    """Topic and members of a channel; private channels are joined by invitation here."""
+    """Topic, name, archiving, deletion and members of a channel; private channels are joined
+    by invitation here."""
     user = me(request)
-    channel = selectors.channel_by_name_for_member(user, slug, name)
+    channel = selectors.channel_for_settings(user, slug, name)
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "add":
@@ -200,9 +209,28 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
                 topic=parse_form_text(request.POST.get("topic"), "A topic"),
             )
             messages.success(request, "Topic saved.")
+        elif action == "rename":
+            services.channel_rename(
+                channel=channel, by=user, name=parse_form_text(request.POST.get("name"), "A name")
+            )
+            messages.success(request, f"Renamed to #{channel.name}.")
+        elif action in ("archive", "unarchive"):
+            if action == "archive":
+                services.channel_archive(channel=channel, by=user)
+                messages.success(request, f"#{channel.name} is archived: read-only and hidden.")
+            else:
+                services.channel_unarchive(channel=channel, by=user)
+                messages.success(request, f"#{channel.name} is open again.")
+        elif action == "delete":
+            typed = clean_text(request.POST.get("confirm"), max_length=60).lstrip("#")
+            if typed != channel.name:
+                raise Invalid(f"Type the channel's name, {channel.name}, to delete it.")
+            services.channel_delete(channel=channel, by=user)
+            messages.success(request, f"#{typed} was deleted.")
+            return redirect("community_manage", slug=slug)
         else:
             raise Invalid("Unknown action.")
-        return redirect("channel_settings", slug=slug, name=name)
+        return redirect("channel_settings", slug=slug, name=channel.name)
     members = selectors.channel_members(channel)
     member_ids = {m.user_id for m in members}
     return render(
@@ -217,7 +245,8 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
                 for m in community_selectors.community_members(channel.community)
                 if m.user_id not in member_ids
             ],
-            "can_moderate": can_moderate(user, channel.community_id),
+            "can_moderate": policy.can_manage_channel(user, channel),
+            "can_delete": policy.can_delete_channel(user, channel),
         },
     )
 

@@ -46,10 +46,14 @@ class Community(models.Model):
     name = models.CharField(max_length=80)
     slug = models.SlugField(max_length=50, unique=True)
     description = models.TextField(blank=True, max_length=2000)
+    # Shown to people before they join: on the about page and the join and invite pages.
+    rules = models.TextField(blank=True, max_length=4000)
+    avatar = models.ImageField(upload_to="avatars/communities/%Y/%m/", blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="communities")
     visibility = models.CharField(
         max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC
     )
+    # The permanent invite link (`/invite/<code>/`), kept beside the expiring ones (`Invite`).
     invite_code = models.CharField(max_length=40, unique=True, default=new_invite_code)
     # The word filter, one word or phrase per line (matched as whole words, without case):
     # messages with a blocked one are refused; with a held one they wait for a moderator.
@@ -147,6 +151,65 @@ class JoinRequest(models.Model):
         return f"{self.user} → {self.community} ({self.status})"
 
 
+class InviteQuerySet(models.QuerySet["Invite"]):
+    def usable(self) -> InviteQuerySet:
+        """Not revoked, not expired, not used up."""
+        return (
+            self.filter(revoked_at__isnull=True)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+            .filter(Q(max_uses__isnull=True) | Q(uses__lt=models.F("max_uses")))
+        )
+
+
+class Invite(models.Model):
+    """An invite link (`/invite/<code>/`) that may expire, run out of uses, or be revoked.
+
+    The community's own `invite_code` stays a permanent link beside these.
+    """
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="invites")
+    code = models.CharField(max_length=40, unique=True, default=new_invite_code)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects: InviteQuerySet = InviteQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_uses__isnull=True) | Q(uses__lte=models.F("max_uses")),
+                name="invite_uses_within_max",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_uses__isnull=True) | Q(max_uses__gt=0),
+                name="invite_max_uses_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invite to {self.community} ({self.code})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("invite", kwargs={"code": self.code})
+
+    def state(self) -> str:
+        """`revoked`, `expired`, `used_up` or `usable`."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return "used_up"
+        return "usable"
+
+
 class BanQuerySet(models.QuerySet["Ban"]):
     def active(self) -> BanQuerySet:
         """Bans in force now: not lifted, and without an end or ending later."""
@@ -213,6 +276,21 @@ class AuditEntry(models.Model):
         FILTER = "community.filter", "Changed the word filter"
         HELD_APPROVE = "held.approve", "Approved a held message"
         HELD_REJECT = "held.reject", "Rejected a held message"
+        COMMUNITY_UPDATE = "community.update", "Changed the community"
+        TRANSFER = "community.transfer", "Transferred ownership"
+        ROLE = "member.role", "Changed a member's role"
+        REMOVE = "member.remove", "Removed a member"
+        JOIN_APPROVE = "join.approve", "Approved a join request"
+        JOIN_REJECT = "join.reject", "Rejected a join request"
+        INVITE_CREATE = "invite.create", "Made an invite link"
+        INVITE_REVOKE = "invite.revoke", "Revoked an invite link"
+        INVITE_RESET = "invite.reset", "Replaced the permanent invite link"
+        CHANNEL_CREATE = "channel.create", "Created a channel"
+        CHANNEL_RENAME = "channel.rename", "Renamed a channel"
+        CHANNEL_TOPIC = "channel.topic", "Set a channel's topic"
+        CHANNEL_ARCHIVE = "channel.archive", "Archived a channel"
+        CHANNEL_UNARCHIVE = "channel.unarchive", "Unarchived a channel"
+        CHANNEL_DELETE = "channel.delete", "Deleted a channel"
 
     community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="audit")
     actor = models.ForeignKey(

@@ -164,3 +164,32 @@ def check_not_timed_out(user: Actor, community: Community | int) -> str | None:
     if until is not None:
         raise TimedOut(f"You are timed out until {until:%Y-%m-%d %H:%M} UTC.", until=until)
     return role
+
+
+# --- Owners' tools: who changes the community itself -----------------------------------------
+
+
+def can_edit_community(user: Actor, community: Community | int) -> bool:
+    """Owners (and site moderators) change the community's name, description, rules, tags,
+    visibility and avatar."""
+    return can_own(user, community)
+
+
+def can_transfer_ownership(user: Actor, community: Community | int) -> bool:
+    """Owners (and site moderators) hand the community to another member."""
+    return can_own(user, community)
+
+
+def can_set_roles(user: Actor, community: Community | int) -> bool:
+    """Owners (and site moderators) appoint and demote moderators."""
+    return can_own(user, community)
+
+
+def can_manage_invites(user: Actor, community: Community | int) -> bool:
+    """Moderators make, revoke and replace invite links."""
+    return can_moderate(user, community)
+
+
+def can_decide_join_requests(user: Actor, community: Community | int) -> bool:
+    """Moderators see and answer join requests (and see how many wait)."""
+    return can_moderate(user, community)

@@ -6,7 +6,7 @@ from django.db.models import Count, QuerySet
 
 from accounts.models import User
 from communities import policy
-from communities.models import Community, JoinRequest, Membership
+from communities.models import Community, Invite, JoinRequest, Membership
 from hobbies.errors import Forbidden, NotFound
 
 
@@ -74,11 +74,57 @@ def join_request_pending(community: Community, user: User) -> bool:
     ).exists()
 
 
-def community_by_invite(code: str) -> Community:
+def invite_by_code(code: str) -> tuple[Community, Invite | None]:
+    """The community an invite link leads to, and the `Invite` (None: the community's permanent
+    link). Unknown codes: `NotFound`; whether the invite may still be used is the service's (and
+    the page's) `invite_check`."""
+    invite = Invite.objects.select_related("community").filter(code=code).first()
+    if invite is not None:
+        return invite.community, invite
     community = Community.objects.filter(invite_code=code).first()
     if community is None:
         raise NotFound("This invite link is not valid any more.")
-    return community
+    return community, None
+
+
+def community_by_invite(code: str) -> Community:
+    return invite_by_code(code)[0]
+
+
+def invites_of(community: Community, *, limit: int = 50) -> list[Invite]:
+    """The community's expiring invite links, newest first (revoked and spent ones too)."""
+    return list(Invite.objects.filter(community=community).select_related("created_by")[:limit])
+
+
+def invite_for_moderator(user: User, community: Community, invite_id: int | None) -> Invite:
+    invite = Invite.objects.filter(community=community, id=invite_id or 0).first()
+    if invite is None or not policy.can_manage_invites(user, community):
+        raise NotFound("No such invite link.")
+    return invite
+
+
+def pending_request_count(user: User, community: Community) -> int | None:
+    """How many join requests wait, for those who answer them (None for everyone else)."""
+    if not policy.can_decide_join_requests(user, community):
+        return None
+    return JoinRequest.objects.filter(
+        community=community, status=JoinRequest.Status.PENDING
+    ).count()
+
+
+def pending_request_counts(user: User) -> dict[int, int]:
+    """Waiting join requests per community the user answers them for (site moderators: every
+    community), in one query; communities with none are left out."""
+    if not user.is_authenticated:
+        return {}
+    pending = JoinRequest.objects.filter(status=JoinRequest.Status.PENDING)
+    if not policy.is_site_moderator(user):
+        pending = pending.filter(
+            community__memberships__user=user,
+            community__memberships__role__in=[Membership.Role.OWNER, Membership.Role.MODERATOR],
+        )
+    rows = pending.order_by().values("community_id").annotate(n=Count("id"))
+    return {row["community_id"]: row["n"] for row in rows}
 
 
 def join_request_for_moderator(

@@ -10,16 +10,19 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
+from accounts.services import avatar_check
 from communities import policy
 from communities.models import (
     AuditEntry,
     Ban,
     Community,
+    Invite,
     JoinRequest,
     Membership,
     Tag,
@@ -31,7 +34,7 @@ from communities.signals import (
     member_left,
     member_restricted,
 )
-from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
+from hobbies.errors import Conflict, Forbidden, Gone, Invalid, NotFound, TooLong
 
 
 def _tags(names: Iterable[str]) -> list[Tag]:
@@ -49,11 +52,7 @@ def community_create(
     by: User,
 ) -> Community:
     """Create a community owned by `by`, with its `general` channel."""
-    name = name.strip()
-    if not name:
-        raise Invalid("A community needs a name.")
-    if len(name) > 80:
-        raise TooLong("A community name has at most 80 characters.")
+    name = _clean_name(name)
     slug = slugify(slug or name)[:50]
     if not slug:
         raise Invalid("A community needs a name with letters or digits.")
@@ -73,29 +72,193 @@ def community_create(
     return community
 
 
+RULES_MAX = 4000
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise Invalid("A community needs a name.")
+    if len(name) > 80:
+        raise TooLong("A community name has at most 80 characters.")
+    return name
+
+
 def community_update(
-    *, community: Community, by: User, description: str, tags: Iterable[str], visibility: str
+    *,
+    community: Community,
+    by: User,
+    description: str,
+    tags: Iterable[str],
+    visibility: str,
+    name: str | None = None,
+    rules: str | None = None,
+    avatar: UploadedFile | None = None,
+    clear_avatar: bool = False,
 ) -> Community:
-    if not policy.can_moderate(by, community):
-        raise Forbidden("Only moderators can change the community.")
+    """Change the community's profile (owners): name, description, rules, tags, visibility and
+    avatar. `name`/`rules` None: unchanged. The address (slug) stays, so links keep working."""
+    if not policy.can_edit_community(by, community):
+        raise Forbidden("Only owners can change the community.")
     if visibility not in Community.Visibility.values:
         raise Invalid("Visibility is public or private.")
     if len(description) > 2000:
         raise TooLong("A description has at most 2000 characters.")
+    if rules is not None and len(rules) > RULES_MAX:
+        raise TooLong(f"The rules have at most {RULES_MAX} characters.")
+    if name is not None:
+        name = _clean_name(name)
+    if avatar is not None:
+        avatar_check(avatar)
     with transaction.atomic():
+        before: dict[str, Any] = dict(
+            Community.objects.filter(pk=community.pk)
+            .values("name", "description", "rules", "visibility", "avatar")
+            .get()
+        )
+        before_tags = sorted(community.tags.values_list("name", flat=True))
         community.description = description
         community.visibility = visibility
-        community.save(update_fields=["description", "visibility"])
+        if name is not None:
+            community.name = name
+        if rules is not None:
+            community.rules = rules
+        if (clear_avatar or avatar is not None) and community.avatar:
+            community.avatar.delete(save=False)
+        if avatar is not None:
+            community.avatar.save(f"{community.pk}.img", avatar, save=False)
+        community.save(update_fields=["name", "description", "rules", "visibility", "avatar"])
         community.tags.set(_tags(tags))
+        after_tags = sorted(community.tags.values_list("name", flat=True))
+        after: dict[str, Any] = {
+            "name": community.name,
+            "description": community.description,
+            "rules": community.rules,
+            "visibility": community.visibility,
+            "avatar": community.avatar.name or "",
+        }
+        changed = {k: after[k] for k in after if after[k] != (before[k] or "")}
+        if after_tags != before_tags:
+            changed["tags"] = after_tags
+        if changed:
+            audit_record(
+                community=community,
+                by=by,
+                action=AuditEntry.Action.COMMUNITY_UPDATE,
+                detail={"changed": sorted(changed), "name": community.name},
+            )
     return community
 
 
+def community_transfer(*, community: Community, to: User, by: User) -> Membership:
+    """Make `to` (a member) the owner; whoever owned it becomes a moderator. Owners and site
+    moderators may."""
+    if not policy.can_transfer_ownership(by, community):
+        raise Forbidden("Only the owner can transfer ownership.")
+    with transaction.atomic():
+        target = Membership.objects.select_for_update().filter(community=community, user=to).first()
+        if target is None:
+            raise NotFound("Ownership goes to a member of the community.")
+        if target.role == Membership.Role.OWNER:
+            raise Conflict("They already own this community.")
+        previous = list(
+            Membership.objects.select_for_update().filter(
+                community=community, role=Membership.Role.OWNER
+            )
+        )
+        for owner in previous:
+            owner.role = Membership.Role.MODERATOR
+            owner.save(update_fields=["role"])
+        target.role = Membership.Role.OWNER
+        target.save(update_fields=["role"])
+        audit_record(
+            community=community,
+            by=by,
+            action=AuditEntry.Action.TRANSFER,
+            target=to,
+            detail={"previous_owners": [m.user_id for m in previous]},
+        )
+    return target
+
+
 def community_invite_reset(*, community: Community, by: User) -> str:
-    if not policy.can_moderate(by, community):
+    """Replace the permanent invite link: the old one stops working."""
+    if not policy.can_manage_invites(by, community):
         raise Forbidden("Only moderators can reset the invite link.")
-    community.invite_code = new_invite_code()
-    community.save(update_fields=["invite_code"])
+    with transaction.atomic():
+        community.invite_code = new_invite_code()
+        community.save(update_fields=["invite_code"])
+        audit_record(community=community, by=by, action=AuditEntry.Action.INVITE_RESET)
     return community.invite_code
+
+
+INVITE_MAX_USES = 10_000
+INVITE_MAX_DURATION = timedelta(days=365)
+
+
+def invite_create(
+    *,
+    community: Community,
+    by: User,
+    expires_in: timedelta | None = None,
+    max_uses: int | None = None,
+) -> Invite:
+    """A new invite link, valid for `expires_in` (None: no end) and `max_uses` joins (None:
+    no limit), until revoked."""
+    if not policy.can_manage_invites(by, community):
+        raise Forbidden("Only moderators can make invite links.")
+    if expires_in is not None and not timedelta(minutes=5) <= expires_in <= INVITE_MAX_DURATION:
+        raise Invalid("An invite link lasts from 5 minutes to a year.")
+    if max_uses is not None and not 1 <= max_uses <= INVITE_MAX_USES:
+        raise Invalid(f"An invite link is used from 1 to {INVITE_MAX_USES} times.")
+    with transaction.atomic():
+        invite = Invite.objects.create(
+            community=community,
+            created_by=by,
+            expires_at=timezone.now() + expires_in if expires_in is not None else None,
+            max_uses=max_uses,
+        )
+        audit_record(
+            community=community,
+            by=by,
+            action=AuditEntry.Action.INVITE_CREATE,
+            undo=AuditEntry.Action.INVITE_REVOKE,
+            detail={
+                "invite": invite.id,
+                "expires_at": invite.expires_at.isoformat() if invite.expires_at else None,
+                "max_uses": max_uses,
+            },
+        )
+    return invite
+
+
+def invite_revoke(*, invite: Invite, by: User) -> Invite:
+    """Stop an invite link from working (anyone who joined with it stays)."""
+    if not policy.can_manage_invites(by, invite.community_id):
+        raise Forbidden("Only moderators can revoke invite links.")
+    if invite.revoked_at is not None:
+        raise Conflict("This invite link was already revoked.")
+    with transaction.atomic():
+        invite.revoked_at = timezone.now()
+        invite.save(update_fields=["revoked_at"])
+        audit_record(
+            community=invite.community_id,
+            by=by,
+            action=AuditEntry.Action.INVITE_REVOKE,
+            detail={"invite": invite.id, "uses": invite.uses},
+        )
+    return invite
+
+
+def invite_check(invite: Invite) -> None:
+    """Say clearly why an invite link no longer works."""
+    state = invite.state()
+    if state == "revoked":
+        raise Gone("This invite link was revoked. Ask for a new one.")
+    if state == "expired":
+        raise Gone("This invite link has expired. Ask for a new one.")
+    if state == "used_up":
+        raise Gone("This invite link has been used as many times as it allows. Ask for a new one.")
 
 
 # --- Memberships ----------------------------------------------------------------------------
@@ -118,11 +281,26 @@ def membership_join(*, community: Community, user: User) -> Membership:
 
 
 def membership_join_by_invite(*, code: str, user: User) -> Membership:
-    community = Community.objects.filter(invite_code=code).first()
-    if community is None:
-        raise NotFound("This invite link is not valid any more.")
+    """Join with an invite link: an expiring one (`Invite`, which counts the use) or the
+    community's permanent one. Banned users are refused whatever the link."""
     with transaction.atomic():
+        invite = Invite.objects.select_for_update().filter(code=code).first()
+        if invite is not None:
+            community = Community.objects.get(pk=invite.community_id)
+        else:
+            found = Community.objects.filter(invite_code=code).first()
+            if found is None:
+                raise NotFound("This invite link is not valid any more.")
+            community = found
+        already = Membership.objects.filter(community=community, user=user).first()
+        if already is not None:
+            return already
+        if invite is not None:
+            invite_check(invite)
         membership = _membership_add(community, user)
+        if invite is not None:
+            invite.uses += 1
+            invite.save(update_fields=["uses"])
         JoinRequest.objects.filter(
             community=community, user=user, status=JoinRequest.Status.PENDING
         ).update(status=JoinRequest.Status.APPROVED, decided_at=timezone.now())
@@ -147,7 +325,7 @@ def join_request_create(*, community: Community, user: User, message: str = "") 
 
 
 def join_request_decide(*, request: JoinRequest, by: User, approve: bool) -> JoinRequest:
-    if not policy.can_moderate(by, request.community_id):
+    if not policy.can_decide_join_requests(by, request.community_id):
         raise Forbidden("Only moderators can answer join requests.")
     if request.status != JoinRequest.Status.PENDING:
         raise Conflict("This request was already answered.")
@@ -158,6 +336,13 @@ def join_request_decide(*, request: JoinRequest, by: User, approve: bool) -> Joi
         request.save(update_fields=["status", "decided_by", "decided_at"])
         if approve:
             _membership_add(request.community, request.user)
+        audit_record(
+            community=request.community_id,
+            by=by,
+            action=AuditEntry.Action.JOIN_APPROVE if approve else AuditEntry.Action.JOIN_REJECT,
+            target=request.user,
+            detail={"request": request.id},
+        )
     return request
 
 
@@ -187,10 +372,12 @@ def membership_remove(*, community: Community, user: User, by: User) -> None:
     with transaction.atomic():
         member_left.send(sender=Membership, community=community, user=user)
         target.delete()
+        audit_record(community=community, by=by, action=AuditEntry.Action.REMOVE, target=user)
 
 
 def membership_set_role(*, community: Community, user: User, role: str, by: User) -> Membership:
-    if not policy.can_own(by, community):
+    """Appoint or demote a moderator (owners; to hand the community over, `community_transfer`)."""
+    if not policy.can_set_roles(by, community):
         raise Forbidden("Only owners can change roles.")
     if role not in Membership.Role.values:
         raise Invalid("Unknown role.")
@@ -201,8 +388,19 @@ def membership_set_role(*, community: Community, user: User, role: str, by: User
         owners = Membership.objects.filter(community=community, role=Membership.Role.OWNER)
         if owners.count() == 1:
             raise Invalid("A community keeps at least one owner.")
-    membership.role = role
-    membership.save(update_fields=["role"])
+    if membership.role == role:
+        return membership
+    with transaction.atomic():
+        before = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_record(
+            community=community,
+            by=by,
+            action=AuditEntry.Action.ROLE,
+            target=user,
+            detail={"from": before, "to": role},
+        )
     return membership
 
 

@@ -89,6 +89,13 @@ class HeldForReview(DomainError):
         self.extra = {"held": held}
 
 
+class Gone(DomainError):
+    """Something that existed and may no longer be used (an expired or revoked invite)."""
+
+    code = "gone"
+    status = 410
+
+
 class Conflict(DomainError):
     code = "conflict"
     status = 409

@@ -296,7 +296,12 @@ async def test_cleanup_after_a_spammer_removes_their_messages_live_and_bans(
     assert sorted(gone) == [m.id for m in spam]
     assert not (await db(Message.objects.get)(id=kept.id)).is_deleted
     assert await db(Ban.objects.active().filter(community=community, user=carol).exists)()
-    actions = await db(lambda: sorted(AuditEntry.objects.values_list("action", flat=True)))()
+    actions = await db(
+        lambda: sorted(
+            # Making the moderator (the fixture) is logged too.
+            AuditEntry.objects.exclude(action="member.role").values_list("action", flat=True)
+        )
+    )()
     assert actions == ["member.ban", "member.cleanup"]
 
 
@@ -402,7 +407,7 @@ def test_moderators_cannot_act_on_peers_or_owners_and_nobody_on_themselves(mo, a
             content_type="application/json",
         )
         assert response.status_code == 403, (target, action)
-    assert not AuditEntry.objects.exists()
+    assert not AuditEntry.objects.exclude(action="member.role").exists()
     assert Channel.objects.filter(community=community).exists()
 
 

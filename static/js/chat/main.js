@@ -3,9 +3,10 @@
 // sending without reloads, edits, reactions, replies, typing, presence and unread badges.
 //
 // Modules, lowest first: dom, page (the page's elements), socket, typing, sidebar, messages,
-// composer (with attachments), actions, panes; this one starts them and routes the frames.
+// composer (with attachments), actions, panes, channels; this one starts them and routes the frames.
 
 import { initActions } from "./actions.js";
+import { channelDeleted, channelUpdated } from "./channels.js";
 import { acknowledge, dropReplyTo, failPending, initComposer, readyComposer, requeueSent, resendPending } from "./composer.js";
 import {
   catchUp,
@@ -111,9 +112,15 @@ function handle(frame) {
       }
       break;
     case "unsubscribed":
-      if (frame.channel === channelId && frame.reason === "removed") {
+      if (frame.reason === "deleted") {
+        channelDeleted(frame.channel);
+        if (frame.channel === channelId) stop("This channel was deleted.");
+      } else if (frame.channel === channelId && frame.reason === "removed") {
         stop("You no longer have access to this channel.");
       }
+      break;
+    case "channel.updated":
+      channelUpdated(frame.channel);
       break;
     case "typing":
       if (frame.channel === channelId && frame.user.id !== me) showTyping(frame.user);
