@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -109,15 +109,6 @@ def channel_for_settings(user: User, slug: str, name: str) -> Channel:
     if channel is not None and user.is_authenticated and can_moderate(user, channel.community_id):
         return channel
     return channel_by_name_for_member(user, slug, name)
-
-
-def community_channels(community: Community) -> list[Channel]:
-    """Every channel of the community, archived ones too (the manage page)."""
-    return list(
-        Channel.objects.filter(community=community).order_by(
-            F("archived_at").asc(nulls_first=True), "name"
-        )
-    )
 
 
 def channel_for_moderator(user: User, channel_id: int | None) -> Channel:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0008_moderation'),
+        ('chat', '0009_channel_archived'),
     ]
 
     operations = [
