@@ -301,13 +301,16 @@ def test_bidi_controls_stay_inside_names_and_messages(
     name_right, rest_left = typing.evaluate(TYPING_GEOMETRY)
     assert rest_left >= name_right - 1
 
-    # A reply quoting evil's message, built by the script before the server echoes it.
+    # A reply quoting evil's message: the script's copy is replaced by the server's at the ack
+    # (both use the same classes); checked once the server's copy is in place.
     message.hover()
     message.get_by_role("button", name="Reply").click()
     composer = alice_page.get_by_label("Message #general")
     composer.fill("quoted")
     composer.press("Enter")
-    reply = alice_page.locator("#message-list .msg", has_text="quoted").locator(".msg__reply")
+    reply = alice_page.locator("#message-list .msg[data-id]", has_text="quoted").locator(
+        ".msg__reply"
+    )
     expect(reply).to_be_visible()
     for part in (".msg__reply-who", ".msg__reply-text"):
         assert reply.locator(part).evaluate("n => getComputedStyle(n).unicodeBidi") == "isolate"
