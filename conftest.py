@@ -246,7 +246,7 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     yield open_socket
     for socket in opened:
         with contextlib.suppress(Exception, asyncio.CancelledError):  # closed by the test
-            await socket.close()
+            await asyncio.wait_for(socket.close(), 5)
     await hub.shutdown()
     # Connections persist between frames (CONN_MAX_AGE); close the ones the sockets' database
     # threads opened, so the test database can be dropped at the end of the run.

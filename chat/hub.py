@@ -44,6 +44,7 @@ from chat.transport import Frame
 logger = logging.getLogger(__name__)
 
 GROUP_REFRESH_SECONDS = 3600
+LAYER_CALL_SECONDS = 5.0
 
 
 class Listener(Protocol):
@@ -147,14 +148,21 @@ class Hub:
         if self._lock is None or self._channel_name is None:
             return
         layer = channel_layer()
+        # Bounded: a Redis that stops answering must not hold every other socket's attach.
         async with self._lock:
             wanted = key in self._listeners
             if wanted and key not in self._joined:
-                await layer.group_add(group_name(key), self._channel_name)
+                await asyncio.wait_for(
+                    layer.group_add(group_name(key), self._channel_name), LAYER_CALL_SECONDS
+                )
                 self._joined.add(key)
             elif not wanted and key in self._joined:
                 self._joined.discard(key)
-                await layer.group_discard(group_name(key), self._channel_name)
+                with contextlib.suppress(Exception):  # it expires by itself (`group_expiry`)
+                    await asyncio.wait_for(
+                        layer.group_discard(group_name(key), self._channel_name),
+                        LAYER_CALL_SECONDS,
+                    )
 
     async def _receive_loop(self, channel_name: str) -> None:
         layer = channel_layer()
