@@ -385,9 +385,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_moderation(self, frame: dict[str, Any]) -> None:
         """The moderation frames (`chat.moderation_api.ACTIONS`), answered with `done`."""
-        result = await db(moderation_api.perform)(
-            self.user, frame["type"], frame, text=False
-        )
+        result = await db(moderation_api.perform)(self.user, frame["type"], frame, text=False)
         self._reply({"type": "done", **result})
 
     handlers: dict[str, Callable[[ChatConsumer, dict[str, Any]], Awaitable[None]]] = {
