@@ -111,7 +111,24 @@ class MembershipAdmin(CommunityScopedAdmin):
     list_filter = ["role", TimedOutFilter, ("community", ScopedRelatedFilter)]
     search_fields = ["user__username", "community__name"]
     list_select_related = ["user", "community"]
-    actions = ["remove_members", "end_timeouts"]
+    actions = ["remove_members", "end_timeouts", "ban_members"]
+
+    @admin.action(
+        description="Ban the selected members (no end; lift it from Bans)", permissions=["change"]
+    )
+    def ban_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        done, errors = 0, []
+        for membership in queryset.select_related("community", "user"):
+            try:
+                services.membership_ban(
+                    community=membership.community,
+                    user=membership.user,
+                    by=request.user,  # type: ignore[arg-type]
+                )
+                done += 1
+            except DomainError as exc:
+                errors.append(f"{membership}: {exc.detail}")
+        report(self, request, done, errors)
 
     @admin.action(description="End the selected members' timeouts", permissions=["change"])
     def end_timeouts(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:

@@ -185,6 +185,7 @@ ACTIONS = [
     (Ban, "lift_bans"),
     (Membership, "end_timeouts"),
     (Membership, "remove_members"),
+    (Membership, "ban_members"),
     (JoinRequest, "approve"),
     (JoinRequest, "reject"),
 ]
@@ -244,6 +245,23 @@ def test_choices_and_object_permissions_ask_the_policy(world):
     assert not ban_admin.has_view_permission(request, theirs)
     assert ban_admin.has_change_permission(request)
     assert not ban_admin.has_change_permission(request, theirs)
+
+
+def test_banning_from_the_admin_bans_through_the_service(world):
+    carol = User.objects.get(username="aperturem0")
+    membership = Membership.objects.get(community=world["a"], user=carol)
+
+    response = client_for(world["bob"]).post(
+        changelist(Membership),
+        {"action": "ban_members", "_selected_action": [membership.pk]},
+        follow=True,
+    )
+
+    assert [m.message for m in response.context["messages"]] == ["1 done."]
+    assert Ban.objects.active().filter(community=world["a"], user=carol).exists()
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    entry = AuditEntry.objects.filter(community=world["a"]).latest("id")
+    assert (entry.action, entry.actor, entry.target) == ("member.ban", world["bob"], carol)
 
 
 def test_reports_list_open_ones_first(world, site_moderator):

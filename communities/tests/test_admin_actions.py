@@ -69,11 +69,11 @@ def test_the_actions_each_admin_role_is_offered(superuser, site_moderator, commu
 
     # No bulk deletion anywhere: it would write past the services.
     assert offered(root, join_request) == {"approve", "reject"}
-    assert offered(root, membership) == {"remove_members", "end_timeouts"}
+    assert offered(root, membership) == {"remove_members", "end_timeouts", "ban_members"}
     assert offered(root, community) == set()
 
     assert offered(warden, join_request) == {"approve", "reject"}
-    assert offered(warden, membership) == {"remove_members", "end_timeouts"}
+    assert offered(warden, membership) == {"remove_members", "end_timeouts", "ban_members"}
     assert offered(warden, community) == set()
 
 
