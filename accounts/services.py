@@ -103,16 +103,29 @@ def avatar_check(avatar: UploadedFile) -> None:
 # --- Sign-in --------------------------------------------------------------------------------
 
 SITE_MODERATORS_GROUP = "Site moderators"
-SITE_MODERATOR_PERMISSIONS = (
-    "communities.moderate",
+COMMUNITY_MODERATORS_GROUP = "Community moderators"
+# What the admin shows moderators, and the actions they run there (which ask for "change").
+_MODERATION_ADMIN_PERMISSIONS = (
     "communities.view_community",
     "communities.view_membership",
     "communities.change_membership",
     "communities.view_joinrequest",
     "communities.change_joinrequest",
+    "communities.view_ban",
+    "communities.change_ban",
+    "communities.view_auditentry",
     "chat.view_channel",
     "chat.view_message",
+    "chat.change_message",
+    "chat.view_report",
+    "chat.change_report",
+    "chat.view_heldmessage",
+    "chat.change_heldmessage",
 )
+# Site moderators moderate every community; community moderators (staff given admin access
+# by `manage.py grant_admin`) only the ones they moderate or own (`communities.policy`).
+SITE_MODERATOR_PERMISSIONS = ("communities.moderate", *_MODERATION_ADMIN_PERMISSIONS)
+COMMUNITY_MODERATOR_PERMISSIONS = _MODERATION_ADMIN_PERMISSIONS
 
 
 def user_post_login(*, user: User, method: str, ip: str | None, user_agent: str) -> SignIn:
@@ -211,7 +224,8 @@ def site_roles_set(*, user: User, roles: Collection[str]) -> None:
     if unknown:
         raise Invalid(f"Unknown site roles: {', '.join(sorted(unknown))}.")
     user.is_superuser = "admin" in roles
-    user.is_staff = bool(roles)
+    # Admin access given to a community moderator (`community_moderator_admin_set`) stays.
+    user.is_staff = bool(roles) or user.groups.filter(name=COMMUNITY_MODERATORS_GROUP).exists()
     user.save(update_fields=["is_staff", "is_superuser"])
     group = _site_moderators_group()
     if "moderator" in roles:
@@ -221,13 +235,45 @@ def site_roles_set(*, user: User, roles: Collection[str]) -> None:
 
 
 def _site_moderators_group() -> Group:
-    group, created = Group.objects.get_or_create(name=SITE_MODERATORS_GROUP)
-    if created or not group.permissions.exists():
-        wanted = {tuple(name.split(".", 1)) for name in SITE_MODERATOR_PERMISSIONS}
-        candidates = Permission.objects.select_related("content_type").filter(
-            codename__in=[codename for _, codename in wanted]
-        )
-        group.permissions.set(
-            [p for p in candidates if (p.content_type.app_label, p.codename) in wanted]
-        )
+    return _group_ensure(SITE_MODERATORS_GROUP, SITE_MODERATOR_PERMISSIONS)
+
+
+def _group_ensure(name: str, permissions: Collection[str]) -> Group:
+    """The group, with at least these permissions ("app_label.codename"); others an admin gave
+    it are kept."""
+    group, _ = Group.objects.get_or_create(name=name)
+    wanted = {tuple(perm.split(".", 1)) for perm in permissions}
+    candidates = Permission.objects.select_related("content_type").filter(
+        codename__in=[codename for _, codename in wanted]
+    )
+    group.permissions.add(
+        *[p for p in candidates if (p.content_type.app_label, p.codename) in wanted]
+    )
     return group
+
+
+def admin_groups_ensure() -> list[Group]:
+    """Create the two moderators' groups with their permissions; safe to run again."""
+    return [
+        _site_moderators_group(),
+        _group_ensure(COMMUNITY_MODERATORS_GROUP, COMMUNITY_MODERATOR_PERMISSIONS),
+    ]
+
+
+def community_moderator_admin_set(*, user: User, enabled: bool) -> None:
+    """Give (or take back) admin access as a community moderator: staff status and the
+    "Community moderators" group. What they see there is scoped to the communities they
+    moderate (the caller checks there is one); a site role keeps its staff status."""
+    group = _group_ensure(COMMUNITY_MODERATORS_GROUP, COMMUNITY_MODERATOR_PERMISSIONS)
+    with transaction.atomic():
+        if enabled:
+            user.groups.add(group)
+            if not user.is_staff:
+                user.is_staff = True
+                user.save(update_fields=["is_staff"])
+            return
+        user.groups.remove(group)
+        others = user.is_superuser or user.groups.filter(name=SITE_MODERATORS_GROUP).exists()
+        if user.is_staff and not others:
+            user.is_staff = False
+            user.save(update_fields=["is_staff"])

@@ -1,7 +1,9 @@
-"""Django admin for communities, members and join requests.
+"""Django admin for communities, members and roles, join requests, bans and timeouts, and the
+audit log.
 
 Every change made here goes through the same service functions as the site, so admin edits keep
-the same rules (owner kept, channels joined, sockets told).
+the same rules (owner kept, channels joined, sockets told, audit entries written). Community
+moderators given admin access see their own communities only (`communities.admin_scope`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from communities import services
+from communities.admin_scope import CommunityScopedAdmin, ScopedRelatedFilter
 from communities.models import AuditEntry, Ban, Community, JoinRequest, Membership, Tag
-from hobbies.admin_base import ReadOnlyAdmin, report
-from hobbies.errors import DomainError
+from hobbies.admin_base import report
+from hobbies.errors import Conflict, DomainError
 
 
 class MembershipInline(admin.TabularInline):
@@ -31,7 +35,9 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Community)
-class CommunityAdmin(admin.ModelAdmin):
+class CommunityAdmin(CommunityScopedAdmin):
+    community_path = "pk"
+    edits_through_form = True
     list_display = ["name", "slug", "visibility", "created_at"]
     list_filter = ["visibility", "tags"]
     search_fields = ["name", "slug", "description"]
@@ -77,25 +83,71 @@ class CommunityAdmin(admin.ModelAdmin):
         # Tags were saved by the service.
         return None
 
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return admin.ModelAdmin.has_add_permission(self, request)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_superuser)
 
 
+class TimedOutFilter(admin.SimpleListFilter):
+    title = "timeout"
+    parameter_name = "timed_out"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Timed out now")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> Any:
+        if self.value() == "yes":
+            return queryset.filter(timeout_until__gt=timezone.now())
+        return queryset
+
+
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "community", "role", "joined_at"]
-    list_filter = ["role", "community"]
+class MembershipAdmin(CommunityScopedAdmin):
+    """Members and their roles (roles change on the community's manage page), and timeouts."""
+
+    list_display = ["user", "community", "role", "joined_at", "timeout_until"]
+    list_filter = ["role", TimedOutFilter, ("community", ScopedRelatedFilter)]
     search_fields = ["user__username", "community__name"]
-    readonly_fields = ["user", "community", "role", "joined_at"]
-    actions = ["remove_members"]
+    list_select_related = ["user", "community"]
+    actions = ["remove_members", "end_timeouts", "ban_members"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    @admin.action(
+        description="Ban the selected members (no end; lift it from Bans)", permissions=["change"]
+    )
+    def ban_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        done, errors = 0, []
+        for membership in queryset.select_related("community", "user"):
+            try:
+                services.membership_ban(
+                    community=membership.community,
+                    user=membership.user,
+                    by=request.user,  # type: ignore[arg-type]
+                )
+                done += 1
+            except DomainError as exc:
+                errors.append(f"{membership}: {exc.detail}")
+        report(self, request, done, errors)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    @admin.action(description="End the selected members' timeouts", permissions=["change"])
+    def end_timeouts(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        done, errors = 0, []
+        for membership in queryset.select_related("community", "user"):
+            try:
+                services.membership_timeout_end(
+                    community=membership.community,
+                    user=membership.user,
+                    by=request.user,  # type: ignore[arg-type]
+                )
+                done += 1
+            except DomainError as exc:
+                errors.append(f"{membership}: {exc.detail}")
+        report(self, request, done, errors)
 
-    @admin.action(description="Remove the selected members from their community")
+    @admin.action(
+        description="Remove the selected members from their community", permissions=["change"]
+    )
     def remove_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
         done, errors = 0, []
         for membership in queryset.select_related("community", "user"):
@@ -112,22 +164,11 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(JoinRequest)
-class JoinRequestAdmin(admin.ModelAdmin):
+class JoinRequestAdmin(CommunityScopedAdmin):
     list_display = ["user", "community", "status", "created_at", "decided_by"]
-    list_filter = ["status", "community"]
-    readonly_fields = [
-        "user",
-        "community",
-        "message",
-        "status",
-        "created_at",
-        "decided_by",
-        "decided_at",
-    ]
+    list_filter = ["status", ("community", ScopedRelatedFilter)]
+    list_select_related = ["user", "community", "decided_by"]
     actions = ["approve", "reject"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def _decide(self, request: HttpRequest, queryset: QuerySet[JoinRequest], approve: bool) -> None:
         done, errors = 0, []
@@ -139,11 +180,11 @@ class JoinRequestAdmin(admin.ModelAdmin):
                 errors.append(f"{join_request}: {exc.detail}")
         report(self, request, done, errors)
 
-    @admin.action(description="Approve the selected requests")
+    @admin.action(description="Approve the selected requests", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[JoinRequest]) -> None:
         self._decide(request, queryset, approve=True)
 
-    @admin.action(description="Reject the selected requests")
+    @admin.action(description="Reject the selected requests", permissions=["change"])
     def reject(self, request: HttpRequest, queryset: QuerySet[JoinRequest]) -> None:
         self._decide(request, queryset, approve=False)
 
@@ -152,17 +193,38 @@ admin.site.register(Tag)
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
-    """Each community's moderation log, written by the services."""
+class AuditEntryAdmin(CommunityScopedAdmin):
+    """Each community's moderation log, written by the services; read here."""
 
     list_display = ["created_at", "community", "actor", "action", "target", "reason"]
-    list_filter = ["action", "community"]
+    list_filter = ["action", ("community", ScopedRelatedFilter), "created_at"]
+    search_fields = ["actor__username", "target__username", "reason"]
     list_select_related = ["community", "actor", "target"]
 
 
 @admin.register(Ban)
-class BanAdmin(ReadOnlyAdmin):
-    """Bans are made and lifted on the site (the services); here they are read."""
+class BanAdmin(CommunityScopedAdmin):
+    """Bans are made on the site (the queue, the manage page); here they are read and lifted."""
 
-    list_display = ["user", "community", "until", "reason", "created_by", "lifted_at"]
-    list_filter = ["community"]
+    list_display = ["user", "community", "until", "reason", "created_by", "created_at", "lifted_at"]
+    list_filter = [("community", ScopedRelatedFilter), ("lifted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "reason"]
+    list_select_related = ["user", "community", "created_by"]
+    actions = ["lift_bans"]
+
+    @admin.action(description="Lift the selected bans", permissions=["change"])
+    def lift_bans(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
+        done, errors = 0, []
+        for ban in queryset.select_related("community", "user"):
+            try:
+                if ban.lifted_at is not None:
+                    raise Conflict("This ban was already lifted.")
+                services.membership_unban(
+                    community=ban.community,
+                    user=ban.user,
+                    by=request.user,  # type: ignore[arg-type]
+                )
+                done += 1
+            except DomainError as exc:
+                errors.append(f"{ban}: {exc.detail}")
+        report(self, request, done, errors)

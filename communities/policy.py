@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -68,6 +69,19 @@ def can_moderate(user: Actor, community: Community | int) -> bool:
     """Moderators and owners of the community, and site moderators: manage channels and
     members, answer join requests, remove messages, post in announcement channels."""
     return is_moderator_role(role_of(user, community))
+
+
+def moderated_community_ids(user: Actor) -> QuerySet[Membership, int] | None:
+    """The ids of the communities the user moderates or owns, as a subquery (no query of its
+    own), or None for every community (site moderators). The admin scopes its lists, choices,
+    filters and actions with it."""
+    if is_site_moderator(user):
+        return None
+    if not user.is_authenticated or not user.is_active:
+        return Membership.objects.none().values_list("community_id", flat=True)
+    return Membership.objects.filter(
+        user_id=user.pk, role__in=(Role.OWNER, Role.MODERATOR)
+    ).values_list("community_id", flat=True)
 
 
 def can_own(user: Actor, community: Community | int) -> bool:

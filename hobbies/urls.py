@@ -4,6 +4,7 @@ from django.urls import path
 from django.views.static import serve
 
 from accounts import views as account_views
+from chat import admin as chat_admin
 from chat import moderation_views
 from chat import views as chat_views
 from communities import views as community_views
@@ -97,6 +98,11 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     # Admin signs in through the site's own log-in (rate-limited, and the provider's button).
     path("admin/login/", account_views.admin_login, name="admin_login"),
+    path(
+        "admin/moderation/",
+        admin.site.admin_view(chat_admin.moderation_overview_view),
+        name="admin_moderation_overview",
+    ),
     path("admin/", admin.site.urls),
 ]
 
