@@ -53,8 +53,9 @@ def screen_send(
     text: str,
     client_id: uuid.UUID,
     reply_to: int | None,
-) -> None:
-    """Refuse a send the community's rules stop, or hold it for review (`HeldForReview`).
+) -> bool:
+    """Refuse a send the community's rules stop, or hold it for review (`HeldForReview`);
+    whether slow mode applies to this send (checked again under the lock).
 
     In order: a running timeout (`TimedOut`), a blocked word (`Blocked`), slow mode
     (`SlowMode`, moderators exempt), a held word (moderators exempt). One query for a member
@@ -66,19 +67,9 @@ def screen_send(
     if blocked is not None:
         raise Blocked(f"Your message was not sent: “{blocked}” is not allowed in this community.")
     if is_moderator_role(role):
-        return
+        return False
     if channel.slow_mode_seconds:
-        last = (
-            Message.objects.filter(author_id=author.id, channel_id=channel.id)
-            .order_by("-id")
-            .values_list("created_at", flat=True)
-            .first()
-        )
-        if last is not None:
-            until = last + timedelta(seconds=channel.slow_mode_seconds)
-            if until > timezone.now():
-                wait = max(1, int((until - timezone.now()).total_seconds() + 0.999))
-                raise SlowMode(f"Slow mode: you can post again in {wait} s.", until=until)
+        slow_mode_check(channel=channel, author=author)
     held_word = filter_match(community.held_words, text)
     if held_word is not None:
         with transaction.atomic():
@@ -97,6 +88,24 @@ def screen_send(
         raise HeldForReview(
             "Your message is pending review: a moderator will approve or reject it.", held.id
         )
+    return bool(channel.slow_mode_seconds)
+
+
+def slow_mode_check(*, channel: Channel, author: User) -> None:
+    """`SlowMode` if the author's last message in the channel is more recent than its slow
+    mode allows. `message_send` asks again under the channel's row lock, so two sends at once
+    cannot both pass."""
+    last = (
+        Message.objects.filter(author_id=author.id, channel_id=channel.id)
+        .order_by("-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if last is not None:
+        until = last + timedelta(seconds=channel.slow_mode_seconds)
+        if until > timezone.now():
+            wait = max(1, int((until - timezone.now()).total_seconds() + 0.999))
+            raise SlowMode(f"Slow mode: you can post again in {wait} s.", until=until)
 
 
 # --- The moderators' queue count ------------------------------------------------------------

@@ -326,10 +326,9 @@ def message_send(
     check_writable(channel)
     if not policy.can_post(author, channel):
         raise Forbidden("Only moderators post in announcement channels.")
-    if screen:
-        screening.screen_send(
-            channel=channel, author=author, text=text, client_id=cid, reply_to=reply_to
-        )
+    slowed = screen and screening.screen_send(
+        channel=channel, author=author, text=text, client_id=cid, reply_to=reply_to
+    )
     parent = None
     if reply_to is not None:
         parent = (
@@ -349,6 +348,8 @@ def message_send(
             # The row lock orders sends per channel: ids commit in increasing order and each
             # message takes the next position (`seq`), so positions have no gaps.
             locked = Channel.objects.select_for_update().get(id=channel.id)
+            if slowed:
+                screening.slow_mode_check(channel=locked, author=author)
             message = Message.objects.create(
                 channel=locked,
                 author=author,

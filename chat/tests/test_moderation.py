@@ -423,3 +423,35 @@ def test_admin_action_removes_through_the_service(site_moderator, carol, general
     assert message.removed and message.body == "off topic ad"
     [entry] = entries(community, "message.remove")
     assert entry.actor == site_moderator
+
+
+def test_two_sends_at_once_in_slow_mode_let_one_through(alice, bob, general):
+    """Slow mode is checked again under the channel's row lock: two sends racing each other
+    cannot both pass the check made before the lock."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    from chat.moderation import channel_slow_mode_set
+    from chat.services import message_send
+    from hobbies.errors import DomainError
+
+    channel_slow_mode_set(channel=general, by=alice, seconds=60)
+    general.refresh_from_db()
+    start = Barrier(4)
+
+    def send(n: int) -> str:
+        try:
+            start.wait()
+            message_send(channel=general, author=bob, body=f"race {n}", client_id=uuid.uuid4())
+            return "sent"
+        except DomainError as error:
+            return error.code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(send, range(4)))
+    assert outcomes == ["sent", "slow_mode", "slow_mode", "slow_mode"]
+    assert Message.objects.filter(author=bob, channel=general).count() == 1
