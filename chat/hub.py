@@ -108,6 +108,12 @@ class Hub:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # channels-redis releases a channel's receive lock when the task that cleans the
+        # message's backup queue ends: let those end on this loop, or the lock stays held,
+        # bound to a loop that is gone, and the next loop's hub can never receive.
+        cleaners = list(getattr(channel_layer(), "receive_cleaners", ()))
+        if cleaners:
+            await asyncio.gather(*cleaners, return_exceptions=True)
 
     def _reset_state(self) -> None:
         for task in self._tasks:
