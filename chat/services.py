@@ -72,8 +72,10 @@ def channel_update(*, channel: Channel, by: User, topic: str) -> Channel:
         raise Forbidden("Only moderators can change the topic.")
     if len(topic) > 250:
         raise TooLong("A topic has at most 250 characters.")
-    channel.topic = topic
-    channel.save(update_fields=["topic"])
+    with transaction.atomic():
+        channel.topic = topic
+        channel.save(update_fields=["topic"])
+        get_backend().update_channel(channel)
     return channel
 
 
@@ -160,6 +162,7 @@ def message_send(
     reply_to: int | None = None,
     attachments: Sequence[uuid.UUID] = (),
     screen: bool = True,
+    external_id: str = "",
 ) -> Sent:
     """Post a message.
 
@@ -167,6 +170,8 @@ def message_send(
     nothing. The caller has fetched `channel` with `channel_for_member`. `attachments` lists
     ids of the author's confirmed uploads; a message with attachments may have no text.
     `screen=False`: a held message a moderator approved (the word filter already ran).
+    `external_id`: a message another client posted to the messaging service, stored by its
+    bridge (inside `chat.backends.inbound()`; no rate limits: it is already out there).
     """
     cid = client_id
     existing = _existing(author, cid, channel)
@@ -189,8 +194,9 @@ def message_send(
         )
         if parent is None:
             raise NotFound("The message you reply to is not in this channel.")
-    ratelimit.hit("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER)
-    ratelimit.hit("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL)
+    if not external_id:
+        ratelimit.hit("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER)
+        ratelimit.hit("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL)
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
     # The author as everyone will see them now (a socket's user object may be hours old).
     shown_author = User.objects.select_related("profile").get(pk=author.pk)
@@ -220,7 +226,9 @@ def message_send(
                 last_read_id=message.id
             )
             claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
-            external_id = get_backend().send_message(message)
+            # Inside the lock and the transaction: a refusal or an outage rolls the message
+            # back (the author retries with the same client_id); docs/chime.md.
+            external_id = external_id or get_backend().send_message(message)
             if external_id:
                 message.external_id = external_id
                 message.save(update_fields=["external_id"])
@@ -397,6 +405,7 @@ def read_mark(*, channel: Channel, user: User, message_id: int) -> int:
         if target > member.last_read_id:
             member.last_read_id = target
             member.save(update_fields=["last_read_id"])
+            get_backend().mark_read(channel, user, target)
             events.broadcast_on_commit(
                 events.user_key(user.id),
                 lambda: {"type": "read", "channel": channel.id, "message": target},

@@ -30,6 +30,8 @@ from communities.signals import (
     member_joined,
     member_left,
     member_restricted,
+    member_role_changed,
+    member_unbanned,
 )
 from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
 
@@ -201,8 +203,14 @@ def membership_set_role(*, community: Community, user: User, role: str, by: User
         owners = Membership.objects.filter(community=community, role=Membership.Role.OWNER)
         if owners.count() == 1:
             raise Invalid("A community keeps at least one owner.")
-    membership.role = role
-    membership.save(update_fields=["role"])
+    before = membership.role
+    with transaction.atomic():
+        membership.role = role
+        membership.save(update_fields=["role"])
+        if before != role:
+            member_role_changed.send(
+                sender=Membership, community=community, user=user, before=before, role=role
+            )
     return membership
 
 
@@ -358,6 +366,7 @@ def membership_unban(*, community: Community, user: User, by: User) -> Ban:
         ban.lifted_by = by
         ban.save(update_fields=["lifted_at", "lifted_by"])
         audit_record(community=community, by=by, action=AuditEntry.Action.UNBAN, target=user)
+        member_unbanned.send(sender=Membership, community=community, user=user)
     return ban
 
 
