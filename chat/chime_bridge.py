@@ -143,6 +143,9 @@ class Bridge:
         try:
             with inbound():
                 if kind == "CREATE_CHANNEL_MESSAGE":
+                    created = _parse_time(payload.get("CreatedTimestamp"))
+                    if created is not None:  # lag: from Chime accepting it to us handling it
+                        self.stats.lag = (datetime.now(UTC) - created).total_seconds()
                     self.store(payload["ChannelArn"], payload)
                 elif kind == "UPDATE_CHANNEL_MESSAGE":
                     self.edited(payload)
@@ -168,8 +171,6 @@ class Bridge:
         """Store a Chime message we did not send; None when it is ours, known or unmapped."""
         message_id = str(payload["MessageId"])
         created = _parse_time(payload.get("CreatedTimestamp"))
-        if created is not None:
-            self.stats.lag = (datetime.now(UTC) - created).total_seconds()
         try:
             origin = json.loads(payload.get("Metadata") or "{}").get("origin")
         except ValueError:
