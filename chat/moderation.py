@@ -49,7 +49,7 @@ def _remove(message: Message, by: User, reason: str) -> None:
     message.removed = True
     message.removal_reason = reason
     message.save(update_fields=["deleted_at", "deleted_by", "removed", "removal_reason"])
-    get_backend().delete_message(message)
+    get_backend().redact_message(message)
     _broadcast_message(message, "message.deleted")
 
 

@@ -17,7 +17,7 @@ from accounts.models import User
 from accounts.signals import profile_changed, user_provisioned
 from chat import events
 from chat.backends import get_backend
-from chat.models import Message
+from chat.models import Channel, Message
 from chat.services import (
     channel_create,
     community_channels_join,
@@ -25,8 +25,15 @@ from chat.services import (
     message_changed,
 )
 from chat.session import session_hash
-from communities.models import Community
-from communities.signals import community_created, member_joined, member_left, member_restricted
+from communities.models import Community, Membership
+from communities.signals import (
+    community_created,
+    member_joined,
+    member_left,
+    member_restricted,
+    member_role_changed,
+    member_unbanned,
+)
 
 
 @receiver(community_created, dispatch_uid="chat.community_created")
@@ -56,6 +63,34 @@ def tell_restricted(
         "until": until.isoformat() if until is not None else None,
     }
     events.broadcast_on_commit(events.user_key(user.pk), lambda: payload)
+    if kind == "ban":
+        backend = get_backend()
+        for channel in community.channels.all():
+            backend.ban(channel, user)
+
+
+@receiver(member_unbanned, dispatch_uid="chat.member_unbanned")
+def lift_channel_bans(sender: Any, community: Community, user: User, **kwargs: Any) -> None:
+    backend = get_backend()
+    for channel in community.channels.all():
+        backend.unban(channel, user)
+
+
+@receiver(member_role_changed, dispatch_uid="chat.member_role_changed")
+def mirror_moderators(
+    sender: Any, community: Community, user: User, before: str, role: str, **kwargs: Any
+) -> None:
+    """Community moderators and owners moderate each of its channels they are in."""
+    was = before in (Membership.Role.MODERATOR, Membership.Role.OWNER)
+    now = role in (Membership.Role.MODERATOR, Membership.Role.OWNER)
+    if was == now:
+        return
+    backend = get_backend()
+    for channel in Channel.objects.filter(community=community, members__user=user):
+        if now:
+            backend.add_moderator(channel, user)
+        else:
+            backend.remove_moderator(channel, user)
 
 
 @receiver(user_provisioned, dispatch_uid="chat.user_provisioned")

@@ -117,6 +117,7 @@ def channel_update(*, channel: Channel, by: User, topic: str) -> Channel:
             action=AuditEntry.Action.CHANNEL_TOPIC,
             detail={"channel": channel.id, "name": channel.name, "before": before, "topic": topic},
         )
+        get_backend().update_channel(channel)
         _channel_changed(channel)
     return channel
 
@@ -134,6 +135,7 @@ def channel_rename(*, channel: Channel, by: User, name: str) -> Channel:
         before = channel.name
         channel.name = slug
         channel.save(update_fields=["name"])
+        get_backend().update_channel(channel)
         audit_record(
             community=channel.community_id,
             by=by,
@@ -166,6 +168,7 @@ def channel_archive(*, channel: Channel, by: User) -> Channel:
         _check_not_last_open(Channel.objects.select_for_update().get(id=channel.id), "archived")
         channel.archived_at = timezone.now()
         channel.save(update_fields=["archived_at"])
+        get_backend().archive_channel(channel)
         audit_record(
             community=channel.community_id,
             by=by,
@@ -185,6 +188,7 @@ def channel_unarchive(*, channel: Channel, by: User) -> Channel:
     with transaction.atomic():
         channel.archived_at = None
         channel.save(update_fields=["archived_at"])
+        get_backend().update_channel(channel)
         audit_record(
             community=channel.community_id,
             by=by,
@@ -216,6 +220,7 @@ def channel_delete(*, channel: Channel, by: User) -> None:
                 "members": count,
             },
         )
+        get_backend().archive_channel(channel)
         channel.delete()
 
 
@@ -309,6 +314,7 @@ def message_send(
     reply_to: int | None = None,
     attachments: Sequence[uuid.UUID] = (),
     screen: bool = True,
+    external_id: str = "",
 ) -> Sent:
     """Post a message.
 
@@ -316,6 +322,8 @@ def message_send(
     nothing. The caller has fetched `channel` with `channel_for_member`. `attachments` lists
     ids of the author's confirmed uploads; a message with attachments may have no text.
     `screen=False`: a held message a moderator approved (the word filter already ran).
+    `external_id`: a message another client posted to the messaging service, stored by its
+    bridge (inside `chat.backends.inbound()`; no rate limits: it is already out there).
     """
     cid = client_id
     existing = _existing(author, cid, channel)
@@ -338,8 +346,9 @@ def message_send(
         )
         if parent is None:
             raise NotFound("The message you reply to is not in this channel.")
-    ratelimit.hit("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER)
-    ratelimit.hit("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL)
+    if not external_id:
+        ratelimit.hit("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER)
+        ratelimit.hit("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL)
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
     # The author as everyone will see them now (a socket's user object may be hours old).
     shown_author = User.objects.select_related("profile").get(pk=author.pk)
@@ -371,7 +380,9 @@ def message_send(
                 last_read_id=message.id
             )
             claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
-            external_id = get_backend().send_message(message)
+            # Inside the lock and the transaction: a refusal or an outage rolls the message
+            # back (the author retries with the same client_id); docs/chime.md.
+            external_id = external_id or get_backend().send_message(message)
             if external_id:
                 message.external_id = external_id
                 message.save(update_fields=["external_id"])
@@ -562,6 +573,7 @@ def read_mark(*, channel: Channel, user: User, message_id: int) -> int:
         if target > member.last_read_id:
             member.last_read_id = target
             member.save(update_fields=["last_read_id"])
+            get_backend().mark_read(channel, user, target)
             events.broadcast_on_commit(
                 events.user_key(user.id),
                 lambda: {"type": "read", "channel": channel.id, "message": target},

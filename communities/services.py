@@ -33,6 +33,8 @@ from communities.signals import (
     member_joined,
     member_left,
     member_restricted,
+    member_role_changed,
+    member_unbanned,
 )
 from hobbies.errors import Conflict, Forbidden, Gone, Invalid, NotFound, TooLong
 
@@ -401,6 +403,9 @@ def membership_set_role(*, community: Community, user: User, role: str, by: User
             target=user,
             detail={"from": before, "to": role},
         )
+        member_role_changed.send(
+            sender=Membership, community=community, user=user, before=before, role=role
+        )
     return membership
 
 
@@ -556,6 +561,7 @@ def membership_unban(*, community: Community, user: User, by: User) -> Ban:
         ban.lifted_by = by
         ban.save(update_fields=["lifted_at", "lifted_by"])
         audit_record(community=community, by=by, action=AuditEntry.Action.UNBAN, target=user)
+        member_unbanned.send(sender=Membership, community=community, user=user)
     return ban
 
 

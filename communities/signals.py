@@ -16,3 +16,8 @@ member_left = Signal()
 # `user=` of `community=` was timed out, banned, or their timeout ended (`kind=` "timeout",
 # "ban", "timeout_end"; `until=`): chat tells their sockets.
 member_restricted = Signal()
+# `user=`'s role in `community=` changed from `before=` to `role=`: chat mirrors moderators to
+# the messaging backend.
+member_role_changed = Signal()
+# `user=`'s ban from `community=` was lifted: chat lifts it on the messaging backend.
+member_unbanned = Signal()

@@ -303,6 +303,25 @@ USE_TZ = True
 
 # --- Chat -----------------------------------------------------------------------------------
 MESSAGING_BACKEND = os.environ.get("MESSAGING_BACKEND", "local").strip() or "local"
+# MESSAGING_BACKEND=chime: Amazon Chime SDK messaging (docs/chime.md). The endpoint overrides
+# point the clients elsewhere (the test suite's fake Chime on loopback).
+CHIME_APP_INSTANCE_ARN = os.environ.get("CHIME_APP_INSTANCE_ARN", "").strip()
+CHIME_APP_INSTANCE_NAME = os.environ.get("CHIME_APP_INSTANCE_NAME", "").strip() or "hobbies"
+CHIME_BRIDGE_USER_ID = os.environ.get("CHIME_BRIDGE_USER_ID", "").strip() or "hobbies-bridge"
+CHIME_BRIDGE_USER_ARN = os.environ.get("CHIME_BRIDGE_USER_ARN", "").strip()
+CHIME_USER_ID_PREFIX = os.environ.get("CHIME_USER_ID_PREFIX", "").strip() or "hobbies-user-"
+CHIME_RETENTION_DAYS = env_int("CHIME_RETENTION_DAYS", 0)
+AWS_REGION = (
+    os.environ.get("AWS_REGION", "").strip()
+    or os.environ.get("AWS_DEFAULT_REGION", "").strip()
+    or "us-east-1"
+)
+CHIME_IDENTITY_ENDPOINT_URL = os.environ.get("CHIME_IDENTITY_ENDPOINT_URL", "").strip() or None
+CHIME_MESSAGING_ENDPOINT_URL = os.environ.get("CHIME_MESSAGING_ENDPOINT_URL", "").strip() or None
+CHIME_SESSION_SCHEME = os.environ.get("CHIME_SESSION_SCHEME", "").strip() or "wss"
+CHIME_RETRY_MODE = os.environ.get("CHIME_RETRY_MODE", "").strip() or "adaptive"
+CHIME_MAX_ATTEMPTS = env_int("CHIME_MAX_ATTEMPTS", 5)
+CHIME_TIMEOUT = env_float("CHIME_TIMEOUT", 5.0)
 CHAT_MESSAGE_MAX_LENGTH = env_int("CHAT_MESSAGE_MAX_LENGTH", 4000)
 CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
 CHAT_REPLAY_LIMIT = env_int("CHAT_REPLAY_LIMIT", 1000)

@@ -16,10 +16,28 @@ class LocalBackend:
     def create_channel(self, channel: Channel) -> str:
         return ""
 
+    def update_channel(self, channel: Channel) -> None:
+        return None
+
+    def archive_channel(self, channel: Channel) -> None:
+        return None
+
     def add_member(self, channel: Channel, user: User) -> None:
         return None
 
     def remove_member(self, channel: Channel, user: User) -> None:
+        return None
+
+    def add_moderator(self, channel: Channel, user: User) -> None:
+        return None
+
+    def remove_moderator(self, channel: Channel, user: User) -> None:
+        return None
+
+    def ban(self, channel: Channel, user: User) -> None:
+        return None
+
+    def unban(self, channel: Channel, user: User) -> None:
         return None
 
     def send_message(self, message: Message) -> str:
@@ -28,7 +46,13 @@ class LocalBackend:
     def edit_message(self, message: Message) -> None:
         return None
 
+    def redact_message(self, message: Message) -> None:
+        return None
+
     def delete_message(self, message: Message) -> None:
+        return None
+
+    def mark_read(self, channel: Channel, user: User, message_id: int) -> None:
         return None
 
     def history(

@@ -199,3 +199,44 @@ def upload(store: Store) -> Callable[..., dict[str, Any]]:
         return {"status": confirmed.status_code, **confirmed.json()}
 
     return run
+
+
+# --- Amazon Chime SDK messaging: the fake service on loopback (chat/tests/fake_chime.py) --------
+
+
+@pytest.fixture
+def fake_chime() -> Iterator[Any]:
+    from chat.tests.fake_chime import FakeChime
+
+    fake = FakeChime()
+    yield fake
+    fake.stop()
+    assert not fake.errors, fake.errors  # every answer matched botocore's output shapes
+
+
+@pytest.fixture
+def chime(settings: Any, fake_chime: Any, monkeypatch: Any) -> Iterator[Any]:
+    """MESSAGING_BACKEND=chime against the fake: the AppInstance and bridge user made by
+    `chime_setup`, its ARN in the settings. Yields the fake."""
+    from django.core.management import call_command
+
+    from chat.backends import configured_backend
+    from chat.tests import fake_chime as fake_module
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", fake_module.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", fake_module.SECRET_KEY)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    settings.AWS_REGION = fake_module.REGION
+    settings.CHIME_IDENTITY_ENDPOINT_URL = fake_chime.identity_url
+    settings.CHIME_MESSAGING_ENDPOINT_URL = fake_chime.messaging_url
+    settings.CHIME_SESSION_SCHEME = "ws"
+    settings.CHIME_APP_INSTANCE_ARN = ""
+    out = io.StringIO()
+    call_command("chime_setup", stdout=out)
+    arn = out.getvalue().split("CHIME_APP_INSTANCE_ARN=")[1].split()[0]
+    settings.CHIME_APP_INSTANCE_ARN = arn
+    settings.MESSAGING_BACKEND = "chime"
+    configured_backend.cache_clear()
+    yield fake_chime
+    configured_backend.cache_clear()

@@ -315,7 +315,7 @@ def test_doctor_exits_zero_in_a_fresh_process(migrated):
         pytest.param(
             {"MESSAGING_BACKEND": "carrier-pigeon"},
             ["messaging backend"],
-            "set MESSAGING_BACKEND to one of: local",
+            "set MESSAGING_BACKEND to one of: local, chime",
             id="unknown messaging backend",
         ),
     ],

@@ -18,10 +18,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from chat.backends import KNOWN as KNOWN_BACKENDS
 from chat.backends import get_backend
+from chat.backends.chime import ChimeBackend
+from chat.chime_bridge import health, health_problem
 from chat.hub import channel_layer
-
-KNOWN_BACKENDS = ["local"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,22 @@ def _cache() -> str:
 
 
 def _backend() -> str:
-    return get_backend().name
+    backend = get_backend()
+    if isinstance(backend, ChimeBackend):
+        # Reachable, signed with working credentials, and the AppInstance and bridge user exist.
+        if not backend.config.app_instance_arn:
+            raise CommandError("CHIME_APP_INSTANCE_ARN is unset")
+        api = backend.api
+        api.call(
+            api.identity, "describe_app_instance", AppInstanceArn=backend.config.app_instance_arn
+        )
+        api.call(
+            api.identity,
+            "describe_app_instance_user",
+            AppInstanceUserArn=backend.config.bridge_user_arn,
+        )
+        return f"chime: {backend.config.app_instance_arn} reachable, bridge user exists"
+    return backend.name
 
 
 def _without_password(url: str) -> str:
@@ -101,6 +117,11 @@ def _redis_fix(setting: str) -> Callable[[], str]:
 
 
 def _backend_fix() -> str:
+    if settings.MESSAGING_BACKEND == "chime":
+        return (
+            "check AWS credentials and AWS_REGION, the IAM permissions (docs/chime.md), and run "
+            "`manage.py chime_setup` (it prints CHIME_APP_INSTANCE_ARN)"
+        )
     return f"set MESSAGING_BACKEND to one of: {', '.join(KNOWN_BACKENDS)}"
 
 
@@ -145,6 +166,8 @@ class Command(BaseCommand):
             warnings.append("REDIS_URL is unset: live events reach only this one process")
         if connection.vendor == "sqlite":
             warnings.append("SQLite database: fine for one machine, use PostgreSQL in production")
+        if settings.MESSAGING_BACKEND == "chime" and (problem := health_problem(health())):
+            warnings.append(f"Chime bridge: {problem}; messages from other Chime clients wait")
         if not settings.RATE_LIMITS_ENABLED:
             warnings.append("RATE_LIMITS_ENABLED is off")
         return warnings
