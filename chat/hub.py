@@ -26,12 +26,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import threading
 import time
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -338,9 +342,74 @@ async def publish(event: dict[str, Any]) -> None:
     await layer.group_send(group_name(event["key"]), event)
 
 
+class _Publisher:
+    """A server process's outgoing events, published by one task of its event loop, in the order
+    they were handed over.
+
+    A send's database thread hands its event over and returns: waiting for the event loop to
+    run the publish (behind the fan-out of the messages before it) held every send of a busy
+    channel for milliseconds after its commit. Nothing is lost by not waiting: the database
+    already holds the change, and a publish that fails is caught up by the hub's heads check and
+    by clients' `since`.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: deque[dict[str, Any]] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    def put(self, event: dict[str, Any]) -> None:  # in the loop's thread
+        self.pending.append(event)
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.pending:
+            event = self.pending.popleft()
+            try:
+                await asyncio.wait_for(publish(event), LAYER_CALL_SECONDS)
+            except Exception:
+                _publish_failed(event)
+
+
+_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Publisher] = (
+    weakref.WeakKeyDictionary()
+)
+_publishers_lock = threading.Lock()
+
+
+def _serving_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop that handed this thread its work (a socket's database call or a
+    view run in a thread), if there is one."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    if loop.is_closed() or not loop.is_running():
+        return None
+    return cast(asyncio.AbstractEventLoop, loop)
+
+
+def _publish_failed(event: dict[str, Any]) -> None:
+    # The database already holds the change; clients catch up on reconnect (`since`).
+    logger.exception("hub: could not publish %s to %s", event.get("type"), event.get("key"))
+
+
 def publish_sync(event: dict[str, Any]) -> None:
+    """Publish from synchronous code (a service's on-commit hook). In a server process this
+    hands the event to the event loop's publisher and returns at once; elsewhere (a management
+    command, a test without a loop) it publishes and waits."""
+    loop = _serving_loop()
+    if loop is not None:
+        with _publishers_lock:
+            publisher = _publishers.get(loop)
+            if publisher is None:
+                publisher = _publishers[loop] = _Publisher(loop)
+        try:
+            loop.call_soon_threadsafe(publisher.put, event)
+            return
+        except RuntimeError:  # the loop closed meanwhile
+            pass
     try:
         async_to_sync(publish)(event)
     except Exception:
-        # The database already holds the change; clients catch up on reconnect (`since`).
-        logger.exception("hub: could not publish %s to %s", event.get("type"), event.get("key"))
+        _publish_failed(event)

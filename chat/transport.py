@@ -66,6 +66,8 @@ class Connection:
         )
         self._protocol = protocol if known else None
         self._transport = transport if known else None
+        # Twisted's TCP and UNIX transports can also be written to without their buffer.
+        self._through = known and hasattr(transport, "writeSomeData") and hasattr(transport, "TLS")
 
     @property
     def direct(self) -> bool:
@@ -89,7 +91,25 @@ class Connection:
             or protocol._perMessageCompress is not None
         ):
             return False
-        self._transport.write(frame.wire)  # type: ignore[union-attr]
+        transport = self._transport
+        wire = frame.wire
+        if (
+            self._through
+            and not transport.TLS  # type: ignore[union-attr]
+            and transport.connected  # type: ignore[union-attr]
+            and not transport.disconnecting  # type: ignore[union-attr]
+            and self.backlog() == 0
+        ):
+            # Nothing waits ahead of it: hand it to the kernel now, as asyncio's transports do,
+            # instead of registering the socket for writability and writing on the next turn
+            # of the loop (two epoll_ctl calls and a wake-up per frame per socket). Whatever the
+            # kernel does not take, and any error, is left to Twisted as before.
+            sent = transport.writeSomeData(wire)  # type: ignore[union-attr]
+            if isinstance(sent, int) and sent > 0:
+                if sent == len(wire):
+                    return True
+                wire = wire[sent:]
+        transport.write(wire)  # type: ignore[union-attr]
         return True
 
 

@@ -78,3 +78,23 @@ async def test_readyz_answers_at_once_while_a_socket_is_idle(connect, bob, gener
     response = await AsyncClient().get("/readyz")
     assert response.status_code == 200
     assert response.json()["channel_layer"] == "ok"
+
+
+async def test_a_burst_of_sends_reaches_sockets_whole_and_in_order(
+    settings, connect, alice, bob, general
+):
+    # A send's database thread hands its broadcast to the event loop and returns without
+    # waiting; the loop publishes them one after another, in the order they were committed.
+    settings.RATE_LIMITS_ENABLED = False
+    b = await connect(bob)
+    await b.subscribe(general.id)
+
+    def burst() -> None:
+        for n in range(30):
+            say(general, alice, f"burst {n}")
+
+    await db(burst)()
+    received = [(await b.recv_type("message.new", timeout=5))["message"] for _ in range(30)]
+    assert [m["body"] for m in received] == [f"burst {n}" for n in range(30)]
+    seqs = [m["seq"] for m in received]
+    assert seqs == list(range(seqs[0], seqs[0] + 30))
