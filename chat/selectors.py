@@ -268,17 +268,27 @@ def channels_for_user(
     ]
 
 
+STORED_FIELDS = ("id", "seq", "version", "payload_version", "payload_json")
+
+
 def messages_page(
-    channel: Channel, *, before: int | None = None, after: int | None = None, limit: int = 50
+    channel: Channel,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+    stored: bool = False,
 ) -> tuple[list[Message], bool]:
     """A page of messages in id order, by keyset on id.
 
     With `after`, the oldest `limit` messages newer than it; otherwise the newest `limit`
     messages older than `before` (or the newest of all). `has_more` says whether more exist
-    beyond the page in the direction read.
+    beyond the page in the direction read. With `stored`, only their positions and stored
+    renderings (and versions), as `messages_after_stored`.
     """
     limit = max(1, min(limit, 200))
-    qs = Message.objects.with_related().filter(channel=channel)
+    base = Message.objects.only(*STORED_FIELDS) if stored else Message.objects.with_related()
+    qs = base.filter(channel=channel)
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id")[: limit + 1])
         return rows[:limit], len(rows) > limit
@@ -294,9 +304,7 @@ def messages_after_stored(
 ) -> tuple[list[Message], bool]:
     """Messages after position `seq` (or after message id `since`), in order, with only their
     positions and stored renderings (and versions); `truncated` if more than `limit`."""
-    qs = Message.objects.filter(channel=channel).only(
-        "id", "seq", "version", "payload_version", "payload_json"
-    )
+    qs = Message.objects.filter(channel=channel).only(*STORED_FIELDS)
     qs = qs.filter(seq__gt=seq) if seq is not None else qs.filter(id__gt=since or 0)
     rows = list(qs.order_by("seq")[: limit + 1])
     return rows[:limit], len(rows) > limit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -19,8 +20,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.selectors import me
 from chat import attachments, moderation, policy, screening, selectors, services, storage
 from chat.models import Attachment
-from chat.payloads import message_payload, render_message
+from chat.payloads import render_message
 from chat.presence import online_ids
+from chat.replay import stored_payloads_page
 from communities import selectors as community_selectors
 from communities.policy import can_moderate, is_moderator_role, role_with
 from hobbies.errors import DomainError, HeldForReview, Invalid, NotFound
@@ -317,8 +319,9 @@ def api_messages(
         limit = settings.CHAT_PAGE_SIZE
     elif not 1 <= limit <= MAX_PAGE_SIZE:
         raise Invalid(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
-    rows, has_more = selectors.messages_page(channel, before=before, after=after, limit=limit)
-    return {"messages": [message_payload(m) for m in rows], "has_more": has_more}
+    # Served from the stored renderings, as replays are: a read, not a render per message.
+    page, has_more = stored_payloads_page(channel, before=before, after=after, limit=limit)
+    return {"messages": [json.loads(payload) for _, _, payload in page], "has_more": has_more}
 
 
 # --- Attachments ----------------------------------------------------------------------------

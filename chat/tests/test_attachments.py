@@ -553,6 +553,7 @@ def test_history_query_count_is_fixed(upload, store, alice, bob, general):
     for i in range(6):
         ids = [upload(alice, f"more{i}.png", png(), "image/png")["attachment"]["id"]]
         send(alice, general, f"more {i}", ids)
+    client.get(url)  # stores the new messages' renderings
     with CaptureQueriesContext(connection) as many:
         response = client.get(url)
     assert sum(len(m["attachments"]) for m in response.json()["messages"]) == 10

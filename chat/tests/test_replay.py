@@ -13,7 +13,7 @@ from chat.models import Message
 from chat.payloads import message_payload
 from chat.replay import replay
 from chat.services import message_edit, message_send, reaction_add
-from conftest import say
+from conftest import client_for, say
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +75,38 @@ def test_a_rendering_made_before_a_change_is_never_served_after_it(alice, genera
         payload_json=json.dumps({"body": "draft"}), payload_version=stale.version
     )
     assert [m["body"] for m in replayed(general)] == ["final"]
+
+
+def history(client, channel, **query) -> dict:
+    response = client.get(f"/api/channels/{channel.id}/messages/", query)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_history_pages_are_served_from_the_stored_renderings(
+    settings, alice, bob, general, django_assert_num_queries
+):
+    settings.RATE_LIMITS_ENABLED = False
+    for n in range(60):
+        say(general, alice if n % 2 else bob, f"message {n}")
+    client = client_for(bob)
+    first = history(client, general)
+    assert first["messages"] == read_back(general)[-50:]
+    assert first["has_more"] is True
+    # Read again: the session, its user, the channel with the member's access, the page; the
+    # same four whatever the page size, and no message rendered.
+    for limit in (5, 50, 100):
+        history(client, general, limit=limit)  # stores what this page newly covers
+        with django_assert_num_queries(4):
+            page = history(client, general, limit=limit)
+        assert page["messages"] == read_back(general)[-limit:]
+    older = history(client, general, before=first["messages"][0]["id"])
+    assert older == {"messages": read_back(general)[:10], "has_more": False}
+
+
+def test_history_never_serves_a_rendering_older_than_the_message(alice, bob, general):
+    message = say(general, alice, "draft")
+    client = client_for(bob)
+    assert [m["body"] for m in history(client, general)["messages"]] == ["draft"]
+    message_edit(message=message, by=alice, body="final")
+    assert [m["body"] for m in history(client, general)["messages"]] == ["final"]
