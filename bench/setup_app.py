@@ -3,7 +3,9 @@
 Run by `fanout.py` with the same environment as the server under test (a migrated SQLite file in
 a temp folder). Makes `--users` users, the first of whom creates a public community (with its
 `general` channel) and the rest join it; logs each one in by creating a database session
-directly. Prints one JSON line: `{"channel": ID, "sessions": [session keys, publisher first]}`.
+directly. With `--channels K` the owner also opens channels `room-0` … `room-K-1`; with
+`--messages M` the owner posts M messages in `general`. Prints one JSON line:
+`{"channel": ID, "rooms": [IDs], "sessions": [session keys, publisher first]}`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import secrets
 import sys
+import uuid
 from pathlib import Path
 
 import django
@@ -23,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--channels", type=int, default=0)
+    parser.add_argument("--messages", type=int, default=0)
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -36,6 +41,7 @@ def main() -> None:
     from accounts.models import User
     from accounts.services import user_create
     from chat.models import Channel
+    from chat.services import channel_create, message_send
     from communities.services import community_create, membership_join
 
     def login(user: User) -> str:
@@ -66,7 +72,21 @@ def main() -> None:
     for user in users[1:]:
         membership_join(community=community, user=user)
     channel = Channel.objects.get(community=community, name="general")
-    print(json.dumps({"channel": channel.id, "sessions": [login(user) for user in users]}))
+    rooms = [
+        channel_create(community=community, name=f"room-{index}", by=users[0]).id
+        for index in range(args.channels)
+    ]
+    for index in range(args.messages):
+        message_send(
+            channel=channel,
+            author=users[0],
+            body=f"history {index}: the **light** over the harbour at dusk",
+            client_id=uuid.uuid4(),
+            reply_to=None,
+            attachments=[],
+        )
+    sessions = [login(user) for user in users]
+    print(json.dumps({"channel": channel.id, "rooms": rooms, "sessions": sessions}))
 
 
 if __name__ == "__main__":

@@ -284,8 +284,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         caught_up: Replay = await db(self._replay)(channel, seq, since)
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
-        for frame_text in caught_up.frames:
-            self.outbox.put(Frame(frame_text))
+        self.outbox.put_many([Frame(text) for text in caught_up.frames])
         reply: dict[str, Any] = {
             "type": "subscribed",
             "channel": channel.id,

@@ -17,7 +17,7 @@ from django.conf import settings
 from chat.hub import encode
 from chat.models import Channel, Message
 from chat.payloads import message_payload
-from chat.selectors import messages_after_stored, messages_page
+from chat.selectors import StoredRow, stored_after, stored_page
 from chat.transport import Frame
 
 
@@ -78,22 +78,22 @@ def stored_payloads_after(
 ) -> tuple[list[tuple[int, int, str]], bool]:
     """(id, seq, MESSAGE JSON) of the messages after `seq` (or id `since`), in order: the
     stored renderings where still valid, the others rendered now and stored for next time."""
-    rows, truncated = messages_after_stored(channel, seq=seq, since=since, limit=limit)
+    rows, truncated = stored_after(channel, seq=seq, since=since, limit=limit)
     return with_stored_payloads(rows), truncated
 
 
 def stored_payloads_page(
     channel: Channel, *, before: int | None, after: int | None, limit: int
 ) -> tuple[list[tuple[int, int, str]], bool]:
-    """A history page (as `selectors.messages_page`) as (id, seq, MESSAGE JSON), served from
-    the stored renderings like a replay."""
-    rows, has_more = messages_page(channel, before=before, after=after, limit=limit, stored=True)
+    """A history page (the one `selectors.messages_page` reads) as (id, seq, MESSAGE JSON),
+    served from the stored renderings like a replay."""
+    rows, has_more = stored_page(channel, before=before, after=after, limit=limit)
     return with_stored_payloads(rows), has_more
 
 
-def with_stored_payloads(rows: list[Message]) -> list[tuple[int, int, str]]:
-    """(id, seq, MESSAGE JSON) of `rows` (read with `STORED_FIELDS`): the stored renderings
-    where still valid, the others rendered now and stored for next time."""
+def with_stored_payloads(rows: list[StoredRow]) -> list[tuple[int, int, str]]:
+    """(id, seq, MESSAGE JSON) of `rows`: the stored renderings where still valid, the others
+    rendered now and stored for next time."""
     stale = [row.id for row in rows if row.payload_version != row.version]
     fresh: dict[int, str] = {}
     if stale:

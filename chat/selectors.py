@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -268,45 +268,61 @@ def channels_for_user(
     ]
 
 
-STORED_FIELDS = ("id", "seq", "version", "payload_version", "payload_json")
+class StoredRow(NamedTuple):
+    """A message's position and stored rendering (valid while `payload_version == version`)."""
+
+    id: int
+    seq: int
+    version: int
+    payload_version: int
+    payload_json: str
 
 
-def messages_page(
-    channel: Channel,
-    *,
-    before: int | None = None,
-    after: int | None = None,
-    limit: int = 50,
-    stored: bool = False,
-) -> tuple[list[Message], bool]:
-    """A page of messages in id order, by keyset on id.
+STORED_FIELDS = StoredRow._fields
 
-    With `after`, the oldest `limit` messages newer than it; otherwise the newest `limit`
-    messages older than `before` (or the newest of all). `has_more` says whether more exist
-    beyond the page in the direction read. With `stored`, only their positions and stored
-    renderings (and versions), as `messages_after_stored`.
-    """
+
+def _keyset_page(
+    qs: QuerySet[Any], before: int | None, after: int | None, limit: int
+) -> tuple[list[Any], bool]:
     limit = max(1, min(limit, 200))
-    base = Message.objects.only(*STORED_FIELDS) if stored else Message.objects.with_related()
-    qs = base.filter(channel=channel)
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id")[: limit + 1])
         return rows[:limit], len(rows) > limit
     if before is not None:
         qs = qs.filter(id__lt=before)
     rows = list(qs.order_by("-id")[: limit + 1])
-    has_more = len(rows) > limit
-    return list(reversed(rows[:limit])), has_more
+    return list(reversed(rows[:limit])), len(rows) > limit
 
 
-def messages_after_stored(
-    channel: Channel, *, seq: int | None = None, since: int | None = None, limit: int
+def messages_page(
+    channel: Channel, *, before: int | None = None, after: int | None = None, limit: int = 50
 ) -> tuple[list[Message], bool]:
-    """Messages after position `seq` (or after message id `since`), in order, with only their
-    positions and stored renderings (and versions); `truncated` if more than `limit`."""
-    qs = Message.objects.filter(channel=channel).only(*STORED_FIELDS)
+    """A page of messages in id order, by keyset on id.
+
+    With `after`, the oldest `limit` messages newer than it; otherwise the newest `limit`
+    messages older than `before` (or the newest of all). `has_more` says whether more exist
+    beyond the page in the direction read.
+    """
+    qs = Message.objects.with_related().filter(channel=channel)
+    return _keyset_page(qs, before, after, limit)
+
+
+def stored_page(
+    channel: Channel, *, before: int | None = None, after: int | None = None, limit: int = 50
+) -> tuple[list[StoredRow], bool]:
+    """The page `messages_page` reads, as positions and stored renderings only."""
+    qs = Message.objects.filter(channel=channel).values_list(*STORED_FIELDS, named=True)
+    return _keyset_page(qs, before, after, limit)
+
+
+def stored_after(
+    channel: Channel, *, seq: int | None = None, since: int | None = None, limit: int
+) -> tuple[list[StoredRow], bool]:
+    """Messages after position `seq` (or after message id `since`), in order, as positions and
+    stored renderings only; `truncated` if more than `limit`."""
+    qs = Message.objects.filter(channel=channel)
     qs = qs.filter(seq__gt=seq) if seq is not None else qs.filter(id__gt=since or 0)
-    rows = list(qs.order_by("seq")[: limit + 1])
+    rows = list(qs.order_by("seq").values_list(*STORED_FIELDS, named=True)[: limit + 1])
     return rows[:limit], len(rows) > limit
 
 

@@ -19,6 +19,7 @@ from accounts.models import User
 from chat import events, policy, screening
 from chat.attachments import attachment_ids_check, attachments_claim
 from chat.backends import get_backend
+from chat.hub import encode
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
 from chat.payloads import attachment_payload, message_payload
 from chat.rendering import mention_candidates, render_body
@@ -403,7 +404,15 @@ def message_send(
         return Sent(existing, False, message_payload(existing))
     # Committed and broadcast: the payload built for everyone. Inside an outer transaction the
     # broadcast waits for its commit, and the payload is built here.
-    return Sent(message, True, built() or message_payload(_with_related(message.id)))
+    payload = built()
+    if payload is None:
+        return Sent(message, True, message_payload(_with_related(message.id)))
+    # Stored as the message's rendering, so replays and history read it instead of rendering
+    # it; only if nothing changed it since (a reaction may already have moved its version on).
+    Message.objects.filter(id=message.id, version=message.version).update(
+        payload_json=encode(payload), payload_version=message.version
+    )
+    return Sent(message, True, payload)
 
 
 def _existing(author: User, client_id: uuid.UUID, channel: Channel) -> Message | None:

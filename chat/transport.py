@@ -83,6 +83,14 @@ class Connection:
 
     def write(self, frame: Frame) -> bool:
         """Write the frame's wire bytes now; False if the connection is not open for it."""
+        return self.write_wire(frame.wire)
+
+    def write_many(self, frames: list[Frame]) -> bool:
+        """Write the frames, in order, in one go (a replay); False if the connection is not
+        open for them."""
+        return self.write_wire(b"".join(frame.wire for frame in frames))
+
+    def write_wire(self, wire: bytes) -> bool:
         protocol = self._protocol
         if (
             protocol is None
@@ -92,7 +100,6 @@ class Connection:
         ):
             return False
         transport = self._transport
-        wire = frame.wire
         if (
             self._through
             and not transport.TLS  # type: ignore[union-attr]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 
+from chat.hub import encode
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
 from chat.payloads import message_payload
 from chat.selectors import channels_for_user, message_for_member
@@ -290,8 +292,8 @@ def test_the_payload_everyone_gets_is_the_payload_read_back(
     # Outside any transaction, as a socket or a request sends: the broadcast is built at commit
     # from the objects in hand (the statements: the retry check, the author's role and timeout,
     # the reply target, mentions, the author, then the transaction's lock, insert, channel,
-    # mention, read marker).
-    with django_assert_max_num_queries(12):
+    # mention, read marker; after commit, the stored rendering).
+    with django_assert_max_num_queries(13):
         sent = message_send(
             channel=general,
             author=alice,
@@ -300,5 +302,11 @@ def test_the_payload_everyone_gets_is_the_payload_read_back(
             reply_to=parent.id,
         )
     assert sent.payload == payload_of(sent.message)
+    # Stored as the message's rendering: replays and history serve it without rendering.
+    stored = Message.objects.get(id=sent.message.id)
+    assert (stored.payload_version, json.loads(stored.payload_json)) == (
+        stored.version,
+        json.loads(encode(sent.payload)),
+    )
     assert sent.payload["reply_to"]["excerpt"] == "a question"
     assert 'class="mention"' in sent.payload["html"]
