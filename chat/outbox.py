@@ -37,10 +37,10 @@ class Outbox:
         self._send_text = send_text
         self._close = close
         self._label = label
-        self._queue: deque[Frame] = deque()
-        self._wake = asyncio.Event()
+        # Made only when a frame has to wait: an idle socket keeps neither a queue nor a task.
+        self._queue: deque[Frame] | None = None
         self.closed = False
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._writer: asyncio.Task[None] | None = None
 
     def put(self, frame: Frame) -> None:
         if self.closed:
@@ -51,11 +51,14 @@ class Outbox:
             and self.connection.write(frame)
         ):
             return
-        if len(self._queue) >= settings.CHAT_SOCKET_MAX_PENDING:
+        if self._queue is None:
+            self._queue = deque()
+        elif len(self._queue) >= settings.CHAT_SOCKET_MAX_PENDING:
             self.close_too_slow(f"{len(self._queue)} frames pending")
             return
         self._queue.append(frame)
-        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def put_many(self, frames: list[Frame]) -> None:
         """Frames in order (a replay): written in one go when nothing waits ahead of them."""
@@ -81,21 +84,21 @@ class Outbox:
 
     def stop(self) -> None:
         self.closed = True
-        self._queue.clear()
-        self._writer.cancel()
+        self._queue = None
+        if self._writer is not None:
+            self._writer.cancel()
 
     async def _write_loop(self) -> None:
+        """Writes what waits, in order, and ends when nothing does."""
         limit = settings.CHAT_SOCKET_MAX_BUFFER_BYTES
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue and not self.closed:
-                if self.connection.backlog() > limit and not await self._drained(limit):
-                    self.close_too_slow(f"{self.connection.backlog()} bytes unread")
-                    return
-                frame = self._queue.popleft()
-                if not self.connection.write(frame):
-                    await self._send_text(frame.text)
+        while self._queue and not self.closed:
+            if self.connection.backlog() > limit and not await self._drained(limit):
+                self.close_too_slow(f"{self.connection.backlog()} bytes unread")
+                return
+            frame = self._queue.popleft()
+            if not self.connection.write(frame):
+                await self._send_text(frame.text)
+        self._queue = None
 
     async def _drained(self, limit: int) -> bool:
         """Wait for the transport to hand the client what it holds; False if it never does."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -133,14 +132,12 @@ class InboundLimit:
     def __init__(self, protocol: Any, limit: int) -> None:
         self._protocol = protocol
         self._limit = limit
-        self._sizes: deque[int] = deque()
         self._queued = 0
         self._paused = False
         self._on_message = protocol.onMessage
         protocol.onMessage = self._message  # this connection's protocol only
 
     def _message(self, payload: bytes, is_binary: bool) -> None:
-        self._sizes.append(len(payload))
         self._queued += len(payload)
         self._on_message(payload, is_binary)
         if self._queued > self._limit:
@@ -150,9 +147,13 @@ class InboundLimit:
 
     def taken(self, message: dict[str, Any]) -> None:
         """The consumer took `message` off the queue."""
-        if message.get("type") != "websocket.receive" or not self._sizes:
+        if message.get("type") != "websocket.receive":
             return
-        self._queued -= self._sizes.popleft()
+        # The frame's size as it arrived: daphne hands text frames on decoded from UTF-8.
+        data = message.get("bytes")
+        if data is None:
+            data = (message.get("text") or "").encode()
+        self._queued = max(0, self._queued - len(data))
         if self._paused and self._queued <= self._limit // 2:
             self._paused = False
             transport = self._protocol.transport
