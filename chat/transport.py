@@ -187,7 +187,9 @@ class ConnectionMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket":
             connection = connection_for(send)
-            scope = {**scope, SCOPE_KEY: connection}
+            # Added to the scope the server made for this connection, not to a copy: an idle
+            # socket keeps every copy for as long as it is open.
+            scope[SCOPE_KEY] = connection
             protocol = connection._protocol
             if protocol is not None and hasattr(protocol, "onMessage"):
                 limit = InboundLimit(protocol, settings.CHAT_SOCKET_MAX_INBOUND_BYTES)

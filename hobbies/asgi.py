@@ -8,9 +8,9 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hobbies.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from accounts.sockets import SocketAuthMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.transport import ConnectionMiddleware  # noqa: E402
 from hobbies.guards import BodyLimit, OriginValidator, install_daphne_body_limit  # noqa: E402
@@ -24,7 +24,7 @@ application = ProtocolTypeRouter(
         # The whole Origin (scheme, host, port) must be ours: a page on another site cannot
         # open a socket with our users' cookies.
         "websocket": ConnectionMiddleware(
-            OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            OriginValidator(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )
