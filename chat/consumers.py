@@ -114,7 +114,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not await self._still_allowed():
             return
         if await sync_to_async(presence_touch)(self.user_id):
-            await self._announce_presence(online=True)
+            self._announce_presence(online=True)
 
     async def _refuse(self, code: int) -> None:
         """Open, then close with `code`: a socket refused before the handshake completes shows
@@ -156,9 +156,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await hub.detach_all(keys, self)
         if hub.listeners(user_key(self.user_id)) == 0:
             await sync_to_async(presence_clear)(self.user_id)
-            await self._announce_presence(online=False)
+            self._announce_presence(online=False)
 
-    async def _announce_presence(self, *, online: bool) -> None:
+    def _announce_presence(self, *, online: bool) -> None:
         for community_id in self.community_ids:
             payload = {
                 "type": "presence",
@@ -166,7 +166,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "user": self.me,
                 "online": online,
             }
-            await hub_module.publish(frame_event(community_key(community_id), payload))
+            hub_module.publish_soon(frame_event(community_key(community_id), payload))
 
     # --- Outgoing ----------------------------------------------------------------------------
 
@@ -378,7 +378,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if now - sub.last_typing < TYPING_INTERVAL:
             return
         sub.last_typing = now
-        await hub_module.publish(
+        hub_module.publish_soon(
             frame_event(channel_key(cid), {"type": "typing", "channel": cid, "user": self.me})
         )
 
@@ -395,7 +395,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: dict[str, Any]) -> None:
         self._reply({"type": "pong"})
         if await sync_to_async(presence_touch)(self.user_id):
-            await self._announce_presence(online=True)
+            self._announce_presence(online=True)
 
     async def on_moderation(self, frame: dict[str, Any]) -> None:
         """The moderation frames (`chat.moderation_api.ACTIONS`), answered with `done`."""

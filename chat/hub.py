@@ -394,18 +394,29 @@ def _publish_failed(event: dict[str, Any]) -> None:
     logger.exception("hub: could not publish %s to %s", event.get("type"), event.get("key"))
 
 
+def _publisher(loop: asyncio.AbstractEventLoop) -> _Publisher:
+    with _publishers_lock:
+        publisher = _publishers.get(loop)
+        if publisher is None:
+            publisher = _publishers[loop] = _Publisher(loop)
+        return publisher
+
+
+def publish_soon(event: dict[str, Any]) -> None:
+    """Publish from the event loop without waiting: after the events handed over before it, by
+    the loop's one publisher task. A thousand sockets connecting at once (a restart) then make
+    one stream of layer calls, not a thousand at once."""
+    _publisher(asyncio.get_running_loop()).put(event)
+
+
 def publish_sync(event: dict[str, Any]) -> None:
     """Publish from synchronous code (a service's on-commit hook). In a server process this
     hands the event to the event loop's publisher and returns at once; elsewhere (a management
     command, a test without a loop) it publishes and waits."""
     loop = _serving_loop()
     if loop is not None:
-        with _publishers_lock:
-            publisher = _publishers.get(loop)
-            if publisher is None:
-                publisher = _publishers[loop] = _Publisher(loop)
         try:
-            loop.call_soon_threadsafe(publisher.put, event)
+            loop.call_soon_threadsafe(_publisher(loop).put, event)
             return
         except RuntimeError:  # the loop closed meanwhile
             pass
