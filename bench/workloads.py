@@ -535,11 +535,11 @@ async def memory(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
             for client in clients:
                 await client.subscribe(general)
             clients += warm
-            await asyncio.sleep(3)
+            await asyncio.sleep(args.settle)
             after = rss_kb(app.server.process.pid)
             if os.environ.get("TM_ON"):
                 os.kill(app.server.process.pid, __import__("signal").SIGUSR1)
-                await asyncio.sleep(5)
+                await asyncio.sleep(90)
             count = len(clients) - len(warm)
         finally:
             for client in clients:
@@ -650,6 +650,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history-messages", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--sockets", type=int, default=2000)
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--wait-quiet", type=float, default=0.0)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
 from django.db import close_old_connections
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
@@ -45,6 +44,7 @@ from chat.backends.chime import ORIGIN, ChimeBackend, session_url
 from chat.chime_admin import pages
 from chat.models import Channel, ChannelMember, Message
 from chat.services import channel_member_remove, message_delete, message_edit, message_send
+from hobbies.cache import cache
 from hobbies.errors import DomainError
 
 logger = logging.getLogger(__name__)

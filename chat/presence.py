@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.cache import cache
+
+from hobbies.cache import cache
 
 
 def _key(user_id: int) -> str:

@@ -5,8 +5,8 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 
+from hobbies.cache import cache
 from hobbies.errors import RateLimited
 
 

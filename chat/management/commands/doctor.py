@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -23,6 +22,7 @@ from chat.backends import get_backend
 from chat.backends.chime import ChimeBackend
 from chat.chime_bridge import health, health_problem
 from chat.hub import channel_layer
+from hobbies.cache import cache
 
 
 @dataclass(frozen=True)
