@@ -91,6 +91,7 @@ def _upsert_add(
     field: str,
     counts: dict[tuple[Any, ...], int],
     existing: QuerySet[Any],
+    unique: list[str],
 ) -> None:
     """Add `counts` (by `keys`) to `field` of the rows of `model`, making missing rows."""
     if not counts:
@@ -104,7 +105,7 @@ def _upsert_add(
         rows,
         batch_size=2000,
         update_conflicts=True,
-        unique_fields=[k.removesuffix("_id") for k in keys],
+        unique_fields=unique,
         update_fields=[field],
     )
 
@@ -136,6 +137,7 @@ def _count_messages(messages: QuerySet[Message]) -> tuple[int, dict[int, dt.date
         ChannelHour.objects.filter(
             channel_id__in={key[1] for key in by_hour}, day__gte=first
         ).order_by(),
+        ["channel", "day", "hour"],
     )
     members = (
         messages.annotate(d=day_of("created_at"))
@@ -152,6 +154,7 @@ def _count_messages(messages: QuerySet[Message]) -> tuple[int, dict[int, dt.date
         MemberDay.objects.filter(
             community_id__in=touched, user_id__in={key[1] for key in by_member}, day__gte=first
         ).order_by(),
+        ["community", "user", "day"],
     )
     return total, touched
 
@@ -169,6 +172,7 @@ def _count_daily(rows: QuerySet[Any], field: str) -> int:
             CommunityDay.objects.filter(
                 community_id__in={c for c, _ in counts}, day__gte=min(d for _, d in counts)
             ).order_by(),
+            ["community", "day"],
         )
     return sum(counts.values())
 
