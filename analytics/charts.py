@@ -24,9 +24,11 @@ def _nice_max(value: int) -> int:
     """A round top for the y axis, at least `value` (1 for empty charts)."""
     if value <= 0:
         return 1
+    if value == 1:
+        return 1
     step = 1
     while True:
-        for m in (1, 2, 5):
+        for m in (2, 4, 6, 8, 10):
             if step * m >= value:
                 return step * m
         step *= 10
@@ -39,9 +41,10 @@ class Tick:
 
 
 def _ticks(top: int) -> list[Tick]:
+    """Lines at 0, half way (when it is a whole number) and the top."""
+    steps = (0, 0.5, 1) if top % 2 == 0 else (0, 1)
     return [
-        Tick(y=round(TOP + PLOT_H - PLOT_H * f, 1), label=f"{round(top * f):,}")
-        for f in (0, 0.5, 1)
+        Tick(y=round(TOP + PLOT_H - PLOT_H * f, 1), label=f"{round(top * f):,}") for f in steps
     ]
 
 
