@@ -43,9 +43,7 @@ class Tick:
 def _ticks(top: int) -> list[Tick]:
     """Lines at 0, half way (when it is a whole number) and the top."""
     steps = (0, 0.5, 1) if top % 2 == 0 else (0, 1)
-    return [
-        Tick(y=round(TOP + PLOT_H - PLOT_H * f, 1), label=f"{round(top * f):,}") for f in steps
-    ]
+    return [Tick(y=round(TOP + PLOT_H - PLOT_H * f, 1), label=f"{round(top * f):,}") for f in steps]
 
 
 def _x_labels(days: list[dt.date]) -> list[dict[str, Any]]:
