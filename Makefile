@@ -63,7 +63,7 @@ test: install-dev chromium
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy hobbies accounts communities chat
+	$(VENV)/bin/mypy hobbies accounts communities chat analytics
 	$(VENV)/bin/cfn-lint deploy/cloudformation.yaml
 
 fmt: install-dev

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "accounts",
     "communities",
     "chat",
+    "analytics",
 ]
 
 MIDDLEWARE = [

@@ -4,6 +4,7 @@ from django.urls import path
 from django.views.static import serve
 
 from accounts import views as account_views
+from analytics import views as analytics_views
 from chat import admin as chat_admin
 from chat import moderation_views
 from chat import views as chat_views
@@ -28,6 +29,16 @@ urlpatterns = [
     path("c/<slug:slug>/leave/", community_views.community_leave, name="community_leave"),
     path("c/<slug:slug>/manage/", community_views.community_manage, name="community_manage"),
     path("c/<slug:slug>/manage/channels/", chat_views.channel_new, name="channel_new"),
+    path(
+        "c/<slug:slug>/manage/analytics/",
+        analytics_views.community_page,
+        name="community_analytics",
+    ),
+    path(
+        "c/<slug:slug>/manage/analytics/export.csv",
+        analytics_views.community_csv,
+        name="community_analytics_csv",
+    ),
     path("c/<slug:slug>/moderation/", moderation_views.queue_page, name="moderation_queue"),
     path(
         "c/<slug:slug>/moderation/act/",
@@ -102,6 +113,16 @@ urlpatterns = [
         "admin/moderation/",
         admin.site.admin_view(chat_admin.moderation_overview_view),
         name="admin_moderation_overview",
+    ),
+    path(
+        "admin/analytics/",
+        admin.site.admin_view(analytics_views.site_page),
+        name="admin_analytics",
+    ),
+    path(
+        "admin/analytics/export.csv",
+        admin.site.admin_view(analytics_views.site_csv),
+        name="admin_analytics_csv",
     ),
     path("admin/", admin.site.urls),
 ]

@@ -4,7 +4,7 @@ Reads every module of the project (tests and migrations aside) with `ast`, witho
 and checks the layers, lowest first:
 
     hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base, cache)
-      → accounts → communities → chat
+      → accounts → communities → chat → analytics
         → hobbies top (settings, urls, asgi, health): wires the apps together
 
 A module imports only from its own layer or lower ones, no modules import each other in a
@@ -17,7 +17,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("accounts", "communities", "chat")
+APPS = ("accounts", "communities", "chat", "analytics")
 EDGE = {"errors", "parsing", "ratelimit", "http", "middleware", "admin_base", "cache"}
 FIRST_PARTY = ("hobbies", *APPS)
 
