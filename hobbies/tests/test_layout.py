@@ -3,7 +3,7 @@
 Reads every module of the project (tests and migrations aside) with `ast`, without importing it,
 and checks the layers, lowest first:
 
-    hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base)
+    hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base, metrics, logs)
       → accounts → communities → chat
         → hobbies top (settings, urls, asgi, health): wires the apps together
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("accounts", "communities", "chat")
-EDGE = {"errors", "parsing", "ratelimit", "http", "middleware", "admin_base"}
+EDGE = {"errors", "parsing", "ratelimit", "http", "middleware", "admin_base", "metrics", "logs"}
 FIRST_PARTY = ("hobbies", *APPS)
 
 
