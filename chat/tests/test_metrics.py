@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -189,7 +190,7 @@ def test_emf_lines_carry_the_contract_names_units_and_dimensions(monkeypatch) ->
     metrics.http_request(route="x/", method="GET", status=200, seconds=0.01)
     metrics.http_request(route="x/", method="GET", status=503, seconds=0.01)
     for _ in range(250):
-        metrics.delivered(committed_at=__import__("time").time() - 0.02, frames=3)
+        metrics.delivered(committed_at=time.time() - 0.02, frames=3)
     metrics.bridge_connected(False)
     out = io.StringIO()
     metrics.emf_flush(namespace="HobbiesCommunity", environment="staging", out=out)
@@ -215,11 +216,9 @@ def test_emf_lines_carry_the_contract_names_units_and_dimensions(monkeypatch) ->
         ["Environment", "Community"]
     ]
     # The next flush starts again from nothing, and still reports the gauges.
-    again = json.loads(
-        metrics.emf_lines(namespace="HobbiesCommunity", environment="staging")[0]["_aws"]
-        and json.dumps(metrics.emf_lines(namespace="N", environment="e")[0])
-    )
+    [again] = metrics.emf_lines(namespace="HobbiesCommunity", environment="staging")
     assert again["MessagesPublished"] == 0 and "WebSocketsOpen" in again
+    assert "DeliveryLatency" not in again and again["BridgeConnected"] == 0
     monkeypatch.setattr(metrics.batch, "gauges", {})
 
 
@@ -359,6 +358,46 @@ def test_live_metrics_move_as_things_happen_across_processes(
     opened = [r for r in records if r["message"] == "socket opened"]
     assert len(opened) == 3
     assert all(r["connection_id"] and r["user_id"] in (alice.id, bob.id) for r in opened)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_with_emf_on_writes_valid_lines_with_its_environment(
+    servers, alice, general
+) -> None:
+    server = LiveServer(
+        METRICS_EMF="1", METRICS_EMF_INTERVAL="0.5", HOBBIES_ENVIRONMENT="staging"
+    ).start()
+    servers.append(server)
+    session = session_key(alice)
+
+    async def scenario() -> None:
+        ws = await websockets.connect(
+            server.ws_url,
+            additional_headers={"Cookie": f"sessionid={session}", "Origin": server.url},
+        )
+        await ws.send(json.dumps({"type": "subscribe", "channel": general.id, "since": None}))
+        await frames_until(ws, "subscribed")
+        await ws.send(send_frame(general.id, SECRET_BODY))
+        await frames_until(ws, "message.ack")
+        await asyncio.sleep(1.2)  # at least one flush while the socket is open
+        await ws.close()
+
+    asyncio.run(scenario())
+    server.stop()  # and the last flush, at exit
+    docs = [json.loads(line) for line in server.output().splitlines() if '"_aws"' in line]
+    assert len(docs) >= 2
+    for doc in docs:
+        check_emf(doc)
+        assert doc["Environment"] == "staging"
+        assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "HobbiesCommunity"
+    main = [d for d in docs if "Community" not in d]
+    assert sum(d["MessagesPublished"] for d in main) == 1
+    assert max(d["WebSocketsOpen"] for d in main) == 1
+    assert sum(len(d.get("DeliveryLatency", [])) for d in main) >= 1
+    assert sum(d["HttpRequests"] for d in main) >= 1  # the start-up health checks
+    [community] = [d for d in docs if "Community" in d]
+    assert community["Community"] == str(general.community_id)
+    assert SECRET_BODY not in server.output()
 
 
 # --- deploy/monitoring: alert rules and the Grafana dashboard --------------------------------
