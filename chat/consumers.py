@@ -42,7 +42,7 @@ from chat.services import (
 from chat.session import session_hash
 from chat.transport import SCOPE_KEY, Connection, Frame
 from hobbies import logs, metrics
-from hobbies.errors import DomainError, Invalid, NotFound, RateLimited, TooLong
+from hobbies.errors import DomainError, HeldForReview, Invalid, NotFound, RateLimited, TooLong
 from hobbies.parsing import (
     optional_id,
     parse_count,
@@ -255,7 +255,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             await handler(self, frame)
         except DomainError as exc:
-            if kind_sent:
+            if kind_sent and not isinstance(exc, HeldForReview):  # held, not refused
                 metrics.send_failed(exc.code)
             error = {"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref}
             if isinstance(exc, RateLimited) and exc.retry_after is not None:
