@@ -28,7 +28,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat import images, storage
 from chat.models import Attachment, Message
-from hobbies import ratelimit
+from hobbies import metrics, ratelimit
 from hobbies.errors import (
     Conflict,
     Invalid,
@@ -155,15 +155,21 @@ def attachment_confirm(*, attachment: Attachment, by: User) -> Attachment:
         raise NotFound("No such attachment.")
     if attachment.status == Attachment.Status.READY:
         return attachment
-    stored = storage.size(attachment.key)
+    with metrics.timed(metrics.STORAGE_LATENCY, "size"):
+        stored = storage.size(attachment.key)
     if stored is None:
         _discard(attachment)
+        metrics.UPLOAD_FAILURES.inc()
         raise UploadIncomplete("Nothing was uploaded for this attachment; start the upload again.")
     try:
-        return _check_and_finish(attachment, stored)
+        finished = _check_and_finish(attachment, stored)
     except (Invalid, TooLarge, UnsupportedType):
         _discard(attachment)
+        metrics.UPLOAD_FAILURES.inc()
         raise
+    metrics.UPLOADS.inc()
+    metrics.UPLOAD_BYTES.inc(finished.size)
+    return finished
 
 
 def _check_and_finish(attachment: Attachment, stored: int) -> Attachment:

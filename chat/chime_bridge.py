@@ -44,6 +44,7 @@ from chat.backends.chime import ORIGIN, ChimeBackend, session_url
 from chat.chime_admin import pages
 from chat.models import Channel, ChannelMember, Message
 from chat.services import channel_member_remove, message_delete, message_edit, message_send
+from hobbies import metrics
 from hobbies.cache import cache
 from hobbies.errors import DomainError
 
@@ -106,6 +107,8 @@ class Bridge:
     # --- health and cursor ----------------------------------------------------------------
 
     def report(self) -> None:
+        metrics.bridge_connected(self.connected)
+        metrics.BRIDGE_LAG.set(self.stats.lag or 0)
         cache.set(
             HEALTH_KEY,
             {

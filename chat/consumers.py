@@ -41,7 +41,8 @@ from chat.services import (
 )
 from chat.session import session_hash
 from chat.transport import SCOPE_KEY, Connection, Frame
-from hobbies.errors import DomainError, Invalid, NotFound, RateLimited, TooLong
+from hobbies import logs, metrics
+from hobbies.errors import DomainError, HeldForReview, Invalid, NotFound, RateLimited, TooLong
 from hobbies.parsing import (
     optional_id,
     parse_count,
@@ -82,6 +83,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            metrics.AUTH_FAILURES.inc()
             await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         session = self.scope.get("session")
@@ -97,6 +99,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tokens, self.tokens_at = float(FRAME_BURST), time.monotonic()
         self.checked_at = -math.inf
         await self.accept()
+        self.connection_id = logs.new_id()
+        logs.connection_id.set(self.connection_id)
+        logs.user_id.set(self.user_id)
+        metrics.socket_opened()
         self.outbox = Outbox(
             self.scope.get(SCOPE_KEY) or Connection(),
             send_text=lambda text: self.base_send({"type": "websocket.send", "text": text}),
@@ -113,6 +119,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.me, self.community_ids = await db(self._profile)()
         if not await self._still_allowed():
             return
+        logger.info("socket opened")
         if await sync_to_async(presence_touch)(self.user_id):
             self._announce_presence(online=True)
 
@@ -149,6 +156,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "subscriptions"):
             return
+        metrics.socket_closed()
+        logger.info("socket closed (code %s)", code)
         self.outbox.stop()
         keys = [user_key(self.user_id), *self.subscriptions]
         keys += {community_key(s.community_id) for s in self.subscriptions.values()}
@@ -219,6 +228,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.closed:
             return
         ref: Any = None
+        kind_sent = False
         try:
             if text_data is None:
                 raise Invalid("Frames are JSON text.")
@@ -233,6 +243,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise Invalid("Frames are JSON objects with a string `type`.")
             kind = frame["type"]
+            kind_sent = kind == "message.send"
             ref = frame.get("client_id") if kind == "message.send" else kind
             if not isinstance(ref, (str, int)) or isinstance(ref, bool):
                 ref = kind
@@ -244,11 +255,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             await handler(self, frame)
         except DomainError as exc:
+            if kind_sent and not isinstance(exc, HeldForReview):  # held, not refused
+                metrics.send_failed(exc.code)
             error = {"type": "error", "code": exc.code, "detail": exc.detail, "ref": ref}
             if isinstance(exc, RateLimited) and exc.retry_after is not None:
                 error["retry_after"] = exc.retry_after
             self._reply({**error, **exc.extra})
         except Exception:
+            if kind_sent:
+                metrics.send_failed("internal")
             logger.exception("socket frame failed for user %s", self.user_id)
             self._reply(
                 {
@@ -266,6 +281,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tokens = min(FRAME_BURST, self.tokens + (now - self.tokens_at) * FRAME_RATE)
         self.tokens_at = now
         if self.tokens < 1:
+            metrics.RATE_LIMITED.labels(what="socket_frames").inc()
             raise RateLimited("Slow down: too many frames.", retry_after=1)
         self.tokens -= 1
 
@@ -305,6 +321,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _replay(self, channel: Channel, seq: int | None, since: int | None) -> Replay:
         caught_up = replay(channel, seq=seq, since=since)
+        metrics.REPLAYS.inc()
+        metrics.REPLAY_FRAMES.inc(len(caught_up.frames))
         # What the replay read: every message it sent, or the limit when it sent none.
         cost = settings.CHAT_REPLAY_LIMIT if caught_up.truncated else len(caught_up.frames)
         replay_budget().spend(str(self.user_id), cost)

@@ -6,6 +6,7 @@ was rolled back, and a reconnecting client finds everything it was told about.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,8 @@ def broadcast_on_commit(
     """
 
     def send() -> None:
-        hub.publish_sync(hub.frame_event(key, build(), meta))
+        # The commit time rides with the event: the hub measures commit -> socket from it.
+        hub.publish_sync(hub.frame_event(key, build(), {**(meta or {}), "at": time.time()}))
 
     transaction.on_commit(send, robust=True)
 

@@ -44,6 +44,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from chat.dbthreads import db
 from chat.selectors import channel_heads
 from chat.transport import Frame
+from hobbies import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,10 @@ class Hub:
                     listener.deliver(key, frame, meta)
                 except Exception:
                     logger.exception("hub: delivery to a socket failed")
+            # One latency sample per event per process, taken once its sockets have the frame.
+            committed_at = meta.get("at")
+            if isinstance(committed_at, float):
+                metrics.delivered(committed_at=committed_at, frames=len(listeners))
         elif event.get("type") == "hub.control":
             for listener in tuple(listeners):
                 try:

@@ -27,6 +27,7 @@ from communities.services import (
     membership_ban,
     membership_timeout,
 )
+from hobbies import metrics
 from hobbies.errors import Conflict, Forbidden, Invalid, TooLong
 
 SLOW_MODE_MAX = 6 * 60 * 60
@@ -51,6 +52,7 @@ def _remove(message: Message, by: User, reason: str) -> None:
     message.save(update_fields=["deleted_at", "deleted_by", "removed", "removal_reason"])
     get_backend().redact_message(message)
     _broadcast_message(message, "message.deleted")
+    metrics.MESSAGE_REMOVALS.inc()
 
 
 def message_remove(*, message: Message, by: User, reason: str = "") -> Message:
@@ -166,6 +168,7 @@ def report_create(*, message: Message, by: User, reason: str, note: str = "") ->
             message=message, reporter=by, community_id=community_id, reason=reason, note=note
         )
         screening.queue_broadcast_on_commit(community_id)
+    metrics.REPORTS.inc()
     return report
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from chat.transport import Connection, Frame
+from hobbies import metrics
 
 logger = logging.getLogger("chat.consumers")
 
@@ -75,6 +76,7 @@ class Outbox:
 
     def close_too_slow(self, why: str) -> None:
         logger.warning("closing socket of %s: too slow (%s)", self._label, why)
+        metrics.SOCKETS_TOO_SLOW.inc()
         self.close_with(CLOSE_TOO_SLOW)
 
     def close_with(self, code: int) -> None:

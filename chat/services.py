@@ -27,7 +27,7 @@ from chat.selectors import mentionable_members
 from communities.models import AuditEntry, Community, Membership
 from communities.policy import can_moderate
 from communities.services import audit_record
-from hobbies import ratelimit
+from hobbies import metrics, ratelimit
 from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
 
 MAX_EMOJI_LENGTH = 16
@@ -453,10 +453,13 @@ def _broadcast_message(
     if kind != "message.new":
         message_changed(message_ids=[message_id])
     built: list[dict[str, Any]] = []
+    community_id = message.channel.community_id if kind == "message.new" else None
 
     def build() -> dict[str, Any]:
         made = payload() if payload is not None else message_payload(_with_related(message_id))
         built.append(made)
+        if community_id is not None:  # runs once, after the commit
+            metrics.message_published(community=community_id, channel=channel_id)
         return {"type": kind, "message": made, **extra}
 
     events.broadcast_on_commit(
@@ -493,6 +496,7 @@ def message_edit(*, message: Message, by: User, body: str) -> Message:
         )
         get_backend().edit_message(message)
         _broadcast_message(message, "message.updated")
+        metrics.MESSAGE_EDITS.inc()
     return message
 
 
@@ -513,6 +517,7 @@ def message_delete(*, message: Message, by: User) -> Message:
         message.reactions.all().delete()
         get_backend().delete_message(message)
         _broadcast_message(message, "message.deleted")
+        metrics.MESSAGE_REMOVALS.inc()
         if by.pk != message.author_id:
             audit_record(
                 community=message.channel.community_id,

@@ -32,6 +32,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 
+from hobbies import metrics
 from hobbies.errors import StorageUnavailable
 
 UPLOAD_TOKEN_SALT = "chat.attachment-upload"  # noqa: S105 - a salt, not a secret
@@ -175,6 +176,11 @@ def upload_token_valid(token: str, *, attachment_id: Any, key: str) -> bool:
 
 def save(key: str, content: IO[bytes] | bytes, content_type: str) -> None:
     """Store bytes under `key` (local uploads, and the images we derive)."""
+    with metrics.timed(metrics.STORAGE_LATENCY, "save"):
+        _save(key, content, content_type)
+
+
+def _save(key: str, content: IO[bytes] | bytes, content_type: str) -> None:
     if is_s3():
         body = content if isinstance(content, bytes) else content.read()
         with _s3_errors():

@@ -25,6 +25,7 @@ from chat.presence import online_ids
 from chat.replay import stored_payloads_page
 from communities import selectors as community_selectors
 from communities.policy import can_moderate, is_moderator_role, role_with
+from hobbies import metrics
 from hobbies.errors import DomainError, HeldForReview, Invalid, NotFound
 from hobbies.http import domain_errors, request_data
 from hobbies.parsing import (
@@ -171,6 +172,7 @@ def channel_post(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     except HeldForReview as exc:
         messages.info(request, exc.detail)
     except DomainError as exc:
+        metrics.send_failed(exc.code)
         for attachment in uploaded:
             attachments.attachment_delete(attachment=attachment, by=user)
         messages.error(request, exc.detail)
@@ -302,14 +304,19 @@ def api_messages(
     channel = selectors.channel_for_member(me(request), channel_id)
     if request.method == "POST":
         data, _ = request_data(request, lists=["attachments"])
-        sent = services.message_send(
-            channel=channel,
-            author=me(request),
-            body=parse_text(data.get("body"), "body", default=""),
-            client_id=parse_uuid(data.get("client_id"), "client_id"),
-            reply_to=optional_id(data.get("reply_to"), "reply_to"),
-            attachments=parse_uuid_list(data.get("attachments"), "attachments"),
-        )
+        try:
+            sent = services.message_send(
+                channel=channel,
+                author=me(request),
+                body=parse_text(data.get("body"), "body", default=""),
+                client_id=parse_uuid(data.get("client_id"), "client_id"),
+                reply_to=optional_id(data.get("reply_to"), "reply_to"),
+                attachments=parse_uuid_list(data.get("attachments"), "attachments"),
+            )
+        except DomainError as exc:
+            if not isinstance(exc, HeldForReview):  # held, not refused
+                metrics.send_failed(exc.code)
+            raise
         return {"message": sent.payload}, 201 if sent.created else 200
     before, after = _query_int(request, "before"), _query_int(request, "after")
     if before is not None and after is not None:

@@ -21,6 +21,8 @@ from daphne import http_protocol
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from hobbies import metrics
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Origin = tuple[str, str, int]
@@ -106,6 +108,7 @@ class OriginValidator:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket" and not origin_allowed(scope):
+            metrics.ORIGIN_REFUSALS.inc()
             return await WebsocketDenier()(scope, receive, send)
         return await self.app(scope, receive, send)
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from chat.hub import channel_layer, hub
+from hobbies import metrics
 
 
 @require_GET
@@ -44,3 +47,20 @@ def readyz(request: HttpRequest) -> HttpResponse:
     return JsonResponse(
         {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
     )
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text. Only for clients in `METRICS_ALLOWED_NETWORKS` (loopback by default)
+    and, when `METRICS_TOKEN` is set, only with `Authorization: Bearer <token>`."""
+    allowed = metrics.networks(settings.METRICS_ALLOWED_NETWORKS)
+    if not metrics.address_allowed(request.META.get("REMOTE_ADDR", ""), allowed):
+        return HttpResponse("Forbidden.\n", status=403, content_type="text/plain")
+    if settings.METRICS_TOKEN:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {settings.METRICS_TOKEN}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            response = HttpResponse("Unauthorized.\n", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    body, content_type = metrics.exposition()
+    return HttpResponse(body, content_type=content_type)

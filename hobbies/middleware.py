@@ -2,6 +2,7 @@
 failures, wherever they happen, ending on one page with a way back to the log-in."""
 
 import logging
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from hobbies import logs, metrics
 from hobbies.errors import SignInFailed
 
 logger = logging.getLogger(__name__)
@@ -53,3 +55,33 @@ class SignInErrorsMiddleware:
             {"error": exception},
             status=exception.status,
         )
+
+
+class RequestMetricsMiddleware:
+    """Outermost: gives each request its id (X-Request-ID, kept when plain, else made; echoed
+    on the response) and records its latency and status by route pattern, never the raw path,
+    so the number of series stays bounded."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        rid = logs.incoming_request_id(request.headers.get("X-Request-ID"))
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = self.get_response(request)
+            status = response.status_code
+            response["X-Request-ID"] = rid
+            return response
+        finally:
+            match = getattr(request, "resolver_match", None)
+            route = (match.route or match.view_name) if match is not None else "unmatched"
+            metrics.http_request(
+                route=route,
+                method=request.method or "",
+                status=status,
+                seconds=time.perf_counter() - started,
+            )
+            logs.request_id.reset(token)

@@ -6,6 +6,7 @@ import time
 
 from django.conf import settings
 
+from hobbies import metrics
 from hobbies.cache import cache
 from hobbies.errors import RateLimited
 
@@ -27,6 +28,7 @@ def hit(scope: str, key: str, rate: tuple[int, int]) -> None:
             count = 1
     if count > limit:
         retry = max(1, math.ceil(bucket * window + window - time.time()))
+        metrics.RATE_LIMITED.labels(what=scope).inc()
         raise RateLimited(f"Too many requests; try again in {window} seconds.", retry_after=retry)
 
 
@@ -69,6 +71,7 @@ class Budget:
             # Wait for this window to end, then for its share to fall below the limit.
             wait = self.window - elapsed + self.window * (1 - self.limit / current)
         retry = max(1, math.ceil(wait))
+        metrics.RATE_LIMITED.labels(what=self.scope).inc()
         raise RateLimited(f"Too much at once; try again in {retry} seconds.", retry_after=retry)
 
     def spend(self, key: str, amount: int) -> None:

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "hobbies.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -445,11 +446,33 @@ CONTENT_SECURITY_POLICY_REPORT_ONLY = env_bool("DJANGO_CSP_REPORT_ONLY", False)
 # Outermost, so responses that other middleware return early (static files) carry it too.
 MIDDLEWARE.insert(0, "hobbies.middleware.ContentSecurityPolicyMiddleware")
 
+# Monitoring (docs/monitoring.md). /metrics answers only clients in METRICS_ALLOWED_NETWORKS
+# (loopback by default) and, when METRICS_TOKEN is set, only with `Authorization: Bearer <token>`.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+METRICS_EMF = env_bool("METRICS_EMF", False)
+METRICS_EMF_INTERVAL = env_float("METRICS_EMF_INTERVAL", 60.0)
+METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", "HobbiesCommunity")
+HOBBIES_ENVIRONMENT = os.environ.get("HOBBIES_ENVIRONMENT", "local")
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be `plain` or `json`.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "hobbies.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "hobbies.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }

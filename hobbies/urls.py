@@ -107,6 +107,7 @@ urlpatterns = [
     ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
     # Admin signs in through the site's own log-in (rate-limited, and the provider's button).
     path("admin/login/", account_views.admin_login, name="admin_login"),
     path(

@@ -45,6 +45,7 @@ from chat.backends.base import MessageDenied, MessagingUnavailable
 from chat.models import Channel, Message
 from chat.selectors import messages_page
 from communities.policy import can_moderate
+from hobbies import metrics
 from hobbies.errors import TooLong
 
 logger = logging.getLogger(__name__)
@@ -149,13 +150,15 @@ class ChimeApi:
         delay = 0.05
         for attempt in range(1, self.config.max_attempts + 1):
             try:
-                result: dict[str, Any] = method(**params)
+                with metrics.timed(metrics.CHIME_LATENCY, operation):
+                    result: dict[str, Any] = method(**params)
                 return result
             except ClientError as exc:
                 code = error_code(exc)
                 if code in THROTTLED and attempt < self.config.max_attempts:
                     with self._lock:
                         self.throttled += 1
+                    metrics.CHIME_THROTTLES.inc()
                     time.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not secrets)
                     delay = min(delay * 2, 2.0)
                     continue

@@ -3,7 +3,7 @@
 Reads every module of the project (tests and migrations aside) with `ast`, without importing it,
 and checks the layers, lowest first:
 
-    hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base, cache)
+    hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base, cache, metrics, logs)
       → accounts → communities → chat → analytics
         → hobbies top (settings, urls, asgi, health): wires the apps together
 
@@ -18,7 +18,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("accounts", "communities", "chat", "analytics")
-EDGE = {"errors", "parsing", "ratelimit", "http", "middleware", "admin_base", "cache"}
+EDGE = {
+    "errors",
+    "parsing",
+    "ratelimit",
+    "http",
+    "middleware",
+    "admin_base",
+    "cache",
+    "metrics",
+    "logs",
+}
 FIRST_PARTY = ("hobbies", *APPS)
 
 

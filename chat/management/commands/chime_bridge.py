@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from chat.chime_bridge import Bridge, health, health_problem
+from hobbies import metrics
 
 
 class Command(BaseCommand):
@@ -32,6 +33,13 @@ class Command(BaseCommand):
         if settings.MESSAGING_BACKEND != "chime" or not settings.CHIME_APP_INSTANCE_ARN:
             raise CommandError("Set MESSAGING_BACKEND=chime and CHIME_APP_INSTANCE_ARN first.")
         bridge = Bridge()
+        if settings.METRICS_EMF:
+            # BridgeConnected reaches CloudWatch at least once a minute (its alarm needs it).
+            metrics.emf_start(
+                namespace=settings.METRICS_NAMESPACE,
+                environment=settings.HOBBIES_ENVIRONMENT,
+                interval=min(settings.METRICS_EMF_INTERVAL, 60.0),
+            )
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: bridge.stop.set())
         self.stdout.write(f"chime bridge: listening as {bridge.config.bridge_user_arn}")
