@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -259,9 +258,10 @@ def channel_settings(request: HttpRequest, slug: str, name: str) -> HttpResponse
 
 
 def api_view(
-    view: Callable[..., dict[str, Any] | tuple[dict[str, Any], int]],
+    view: Callable[..., dict[str, Any] | tuple[dict[str, Any], int] | HttpResponse],
 ) -> Callable[..., HttpResponse]:
-    """JSON in, JSON out; a domain error becomes `{"error": {"code", "detail"}}` with its status."""
+    """JSON in, JSON out; a domain error becomes `{"error": {"code", "detail"}}` with its status.
+    A view may also return a response it made itself (JSON already encoded)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -276,6 +276,8 @@ def api_view(
                 {"error": {"code": exc.code, "detail": exc.detail, **exc.extra}},
                 status=exc.status,
             )
+        if isinstance(result, HttpResponse):
+            return result
         body, status = result if isinstance(result, tuple) else (result, 200)
         return JsonResponse(body, status=status)
 
@@ -300,7 +302,7 @@ def api_channels(request: HttpRequest) -> dict[str, Any]:
 @api_view
 def api_messages(
     request: HttpRequest, channel_id: int
-) -> dict[str, Any] | tuple[dict[str, Any], int]:
+) -> tuple[dict[str, Any], int] | HttpResponse:
     channel = selectors.channel_for_member(me(request), channel_id)
     if request.method == "POST":
         data, _ = request_data(request, lists=["attachments"])
@@ -326,9 +328,12 @@ def api_messages(
         limit = settings.CHAT_PAGE_SIZE
     elif not 1 <= limit <= MAX_PAGE_SIZE:
         raise Invalid(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
-    # Served from the stored renderings, as replays are: a read, not a render per message.
+    # Served from the stored renderings, as replays are: a read, not a render per message, and
+    # the stored JSON goes out as it is.
     page, has_more = stored_payloads_page(channel, before=before, after=after, limit=limit)
-    return {"messages": [json.loads(payload) for _, _, payload in page], "has_more": has_more}
+    messages = ",".join(payload for _, _, payload in page)
+    body = f'{{"messages":[{messages}],"has_more":{"true" if has_more else "false"}}}'
+    return HttpResponse(body, content_type="application/json")
 
 
 # --- Attachments ----------------------------------------------------------------------------
