@@ -5,7 +5,7 @@ PORT ?= 8000
 DEMO_PASSWORD ?= hobbies-demo-2026
 export DEMO_PASSWORD
 
-.PHONY: venv install install-dev lock run migrate seed test lint fmt bench bench-attachments clean chromium
+.PHONY: venv install install-dev lock run migrate seed test lint fmt bench bench-workloads bench-attachments clean chromium
 
 # Two hash-locked files, both made by `make lock` from pyproject.toml: requirements.txt holds what
 # the application imports at run time; requirements-dev.txt adds the test, lint, deploy and lock
@@ -75,6 +75,11 @@ fmt: install-dev
 # default). BENCH_ARGS passes options, e.g. BENCH_ARGS="--rate 150".
 bench: install-dev migrate
 	$(PY) bench/fanout.py --servers bare,app,app-pg $(BENCH_ARGS)
+
+# Many senders, replays beside live traffic, history at 1,000,000 messages and memory per idle
+# socket, on both paths (bench/workloads.py; BENCH_ARGS="--only senders" for one).
+bench-workloads: install-dev
+	$(PY) bench/workloads.py $(BENCH_ARGS)
 
 bench-attachments: install-dev
 	$(PY) bench/attachments.py

@@ -529,16 +529,12 @@ async def memory(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
                 await client.subscribe(general)
             await asyncio.sleep(2)
             before = rss_kb(app.server.process.pid)
-            if os.environ.get("TM_ON"):
-                os.kill(app.server.process.pid, __import__("signal").SIGUSR1)
             clients = await open_many(app, sessions[20:])
             for client in clients:
                 await client.subscribe(general)
             clients += warm
             await asyncio.sleep(args.settle)
             after = rss_kb(app.server.process.pid)
-            if os.environ.get("TM_ON"):
-                os.kill(app.server.process.pid, __import__("signal").SIGUSR1)
                 await asyncio.sleep(90)
             count = len(clients) - len(warm)
         finally:
