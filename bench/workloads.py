@@ -535,7 +535,6 @@ async def memory(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
             clients += warm
             await asyncio.sleep(args.settle)
             after = rss_kb(app.server.process.pid)
-                await asyncio.sleep(90)
             count = len(clients) - len(warm)
         finally:
             for client in clients:
