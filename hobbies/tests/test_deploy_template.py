@@ -73,3 +73,20 @@ def test_app_role_chime_actions_are_exactly_those_of_docs_chime():
         actions = st["Action"]
         granted.update([actions] if isinstance(actions, str) else actions)
     assert granted == documented
+
+
+def test_chime_setup_role_has_only_documented_chime_actions():
+    doc = (ROOT / "docs" / "chime.md").read_text()
+    section = doc.split("## IAM permissions", 1)[1].split("## Limits", 1)[0]
+    documented = set(re.findall(r"chime:\w+", section))
+    role = RESOURCES["ChimeSetupRole"]
+    assert role["Condition"] == "ChimeCreated"
+    granted: set[str] = set()
+    for policy in role["Properties"]["Policies"]:
+        for st in policy["PolicyDocument"]["Statement"]:
+            actions = st["Action"]
+            granted.update([actions] if isinstance(actions, str) else actions)
+    chime = {a for a in granted if a.startswith("chime:")}
+    assert chime and chime <= documented
+    assert granted - chime == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert RESOURCES["ChimeAppInstance"]["DeletionPolicy"] == "Retain"

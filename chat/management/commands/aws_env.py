@@ -24,6 +24,7 @@ OUTPUT_SETTINGS = {
     "AttachmentsBucketRegion": "AWS_S3_REGION_NAME",
     "AwsRegion": "AWS_REGION",
     "ChimeAppInstanceArn": "CHIME_APP_INSTANCE_ARN",
+    "ChimeBridgeUserArn": "CHIME_BRIDGE_USER_ARN",
 }
 
 
