@@ -130,6 +130,8 @@ def test_prints_the_env_file_of_a_deployed_stack(endpoint):
         "AWS_S3_REGION_NAME": REGION,
         "AWS_REGION": REGION,
         "CHIME_APP_INSTANCE_ARN": chime,
+        "HOBBIES_ENVIRONMENT": "production",
+        "METRICS_NAMESPACE": "HobbiesCommunity",
     }
     # The bucket is the one the stack made.
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from cfnlint.decode import cfn_yaml
 
@@ -52,6 +53,9 @@ def identity(fake_chime, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", fake_chime.identity_url)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # The handler's `boto3.client()` uses boto3's default session, which keeps the credentials
+    # it first found: start from none, as a Lambda container does.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     return fake_chime
 
 

@@ -25,6 +25,8 @@ OUTPUT_SETTINGS = {
     "AwsRegion": "AWS_REGION",
     "ChimeAppInstanceArn": "CHIME_APP_INSTANCE_ARN",
     "ChimeBridgeUserArn": "CHIME_BRIDGE_USER_ARN",
+    "Environment": "HOBBIES_ENVIRONMENT",
+    "MetricsNamespace": "METRICS_NAMESPACE",
 }
 
 
