@@ -3,8 +3,9 @@
 #   web     daphne on $BIND_ADDRESS:$PORT (0.0.0.0:8000 by default), serving pages and sockets
 #   worker  the Amazon Chime SDK messaging bridge (`manage.py chime_bridge`)
 #   manage  any other management command: `entrypoint.sh manage grant_admin alice`
-# With MIGRATE_ON_START=1 it applies the database migrations first (safe to run from several
-# processes at once: PostgreSQL takes them one at a time).
+# With MIGRATE_ON_START=1 it applies the database migrations first. Set it on one process only
+# (or run `entrypoint.sh manage migrate` once): `migrate` takes no lock, so two processes
+# migrating at once can collide.
 set -eu
 
 cd "$(dirname "$0")/.."
