@@ -25,9 +25,11 @@ RUN groupadd --system --gid 10001 hobbies \
 COPY . .
 
 # Hashed, compressed static files, made once here. The throwaway key keeps the settings from
-# writing a generated one into the image; the real DJANGO_SECRET_KEY comes at run time.
+# writing a generated one into the image; the real DJANGO_SECRET_KEY comes at run time. The
+# app user owns them so that `entrypoint.sh manage setup` can collect again.
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret \
     python manage.py collectstatic --noinput --verbosity 0 \
+    && chown -R hobbies:hobbies /app/staticfiles \
     && rm -rf /var/lib/hobbies/* \
     && chmod +x deploy/entrypoint.sh
 
