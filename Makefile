@@ -65,6 +65,7 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy hobbies accounts communities chat analytics
 	$(VENV)/bin/cfn-lint deploy/cloudformation.yaml
+	$(VENV)/bin/hadolint Dockerfile
 
 fmt: install-dev
 	$(VENV)/bin/ruff check --fix .

@@ -58,6 +58,10 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Earlier keys, still accepted when checking signatures (sessions, password-reset links) while a
+# new DJANGO_SECRET_KEY rolls out; new signatures always use SECRET_KEY. Drop them once old
+# sessions have expired.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
@@ -266,9 +270,28 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "hobbies.http.csrf_failure"
 SILENCED_SYSTEM_CHECKS: list[str] = []
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """The request header and value by which the proxy in front says the client used HTTPS,
+    written `HEADER,VALUE` (Django's META name); `off` when TLS reaches the app itself."""
+    value = os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
+    if not value:
+        return ("HTTP_X_FORWARDED_PROTO", "https")
+    if value.lower() in {"0", "off", "none"}:
+        return None
+    header, _, expected = (part.strip() for part in value.partition(","))
+    if not header.startswith("HTTP_") or not expected or "," in expected:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER: {value!r} is not HTTP_HEADER_NAME,value "
+            "(e.g. HTTP_X_FORWARDED_PROTO,https) or off"
+        )
+    return (header, expected)
+
+
 if SECURE_COOKIES:
     # Production, over HTTPS (TLS usually ends at the load balancer, which says so here).
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 86_400)
     # Both reach beyond this site (every subdomain; browsers' built-in lists), and are hard to
     # take back: the operator opts in. Left off on purpose, Django's checks need not say so.
@@ -288,14 +311,26 @@ if SECURE_COOKIES:
 # --- Static and media files -----------------------------------------------------------------
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", "").strip() or VAR_DIR / "static")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
-WHITENOISE_USE_FINDERS = True
+# Off (the embedded default): WhiteNoise serves the files straight from the source tree, under
+# their own names, with no build step. On (the container image, after `collectstatic`): only
+# the collected files, under content-hashed names that browsers may cache for ever, with gzip
+# copies. Pages fail to render on a file missing from the manifest, so switch it on
+# only where `collectstatic` has run with the same setting.
+STATIC_MANIFEST = env_bool("DJANGO_STATIC_MANIFEST", False)
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if STATIC_MANIFEST
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
 }
 
 LANGUAGE_CODE = "en-us"

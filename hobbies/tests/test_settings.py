@@ -65,7 +65,14 @@ def check_deploy(var_dir: Path, **extra: str) -> subprocess.CompletedProcess[str
 
 
 def test_check_deploy_reports_nothing_with_production_settings(tmp_path):
-    result = check_deploy(tmp_path)
+    result = check_deploy(
+        tmp_path,
+        DJANGO_CSRF_TRUSTED_ORIGINS=f"https://{HOST}",
+        DJANGO_HSTS_SECONDS="3600",
+        DJANGO_SSL_REDIRECT="1",
+        DJANGO_SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
+        DJANGO_STATIC_MANIFEST="1",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
     assert "WARNINGS" not in result.stdout + result.stderr
@@ -80,6 +87,67 @@ def test_check_deploy_reports_nothing_with_the_opt_ins_and_opt_outs(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_names_what_the_defaults_leave_insecure(tmp_path):
+    env = dict.fromkeys(("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DJANGO_SECURE_COOKIES"), "")
+    result = check_deploy(tmp_path, **env)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    for missing in (
+        "SECURE_HSTS_SECONDS",
+        "SECURE_SSL_REDIRECT",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+    ):
+        assert missing in out
+
+
+def test_a_malformed_proxy_ssl_header_is_refused_by_name(tmp_path):
+    result = check_deploy(tmp_path, DJANGO_SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto")
+    assert result.returncode != 0
+    assert "DJANGO_SECURE_PROXY_SSL_HEADER: 'X-Forwarded-Proto' is not" in result.stderr
+
+
+def test_without_a_proxy_header_only_tls_to_the_app_counts_as_https(tmp_path):
+    result = run(tmp_path, ["-c", REQUESTS], DJANGO_SECURE_PROXY_SSL_HEADER="off")
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    # The proxy's header is not believed: the page still redirects, and sends no HSTS.
+    assert seen["/accounts/login/"][0] == 301
+    assert seen["/accounts/login/"][2] == 301
+
+
+def test_manifest_static_files_are_hashed_compressed_and_used_by_pages(tmp_path):
+    collect = ["manage.py", "collectstatic", "--noinput"]
+    collected = run(tmp_path, collect, DJANGO_STATIC_MANIFEST="1")
+    assert collected.returncode == 0, collected.stderr
+    static = tmp_path / "static"
+    assert (static / "staticfiles.json").exists()
+    hashed = sorted(static.rglob("*.css"))
+    assert any(p.name.count(".") >= 2 for p in hashed)
+    assert any(static.rglob("*.css.gz"))
+    login = run(
+        tmp_path,
+        [
+            "-c",
+            "import django; django.setup()\n"
+            "from django.test import Client\n"
+            f"r = Client(HTTP_HOST='{HOST}').get('/accounts/login/', secure=True)\n"
+            "print(r.status_code); print(r.content.decode())",
+        ],
+        DJANGO_STATIC_MANIFEST="1",
+    )
+    assert login.returncode == 0, login.stderr
+    status, _, body = login.stdout.partition("\n")
+    assert status == "200"
+    links = [line for line in body.splitlines() if "/static/" in line and ".css" in line]
+    assert links, body
+    # Every stylesheet link names a hashed file that WhiteNoise has on disk.
+    for line in links:
+        name = line.split("/static/", 1)[1].split('"', 1)[0]
+        assert (static / name).exists(), name
+        assert name.count(".") >= 2, name
 
 
 def test_check_deploy_still_warns_when_hsts_is_switched_off(tmp_path):
