@@ -263,42 +263,42 @@ def chime_sync(*, backend: ChimeBackend, dry_run: bool = False) -> Report:
             & moderators_of.get(channel.community_id, set())
         }
         wanted_bans = {config.user_arn(u) for u in banned_in.get(channel.community_id, set())}
-        for member in sorted(wanted_members - remote_members):
-            found = ours.get(member)
-            if found is not None:
+        for role, wanted, remote, add, operation, arn_field in (
+            (
+                "member",
+                wanted_members,
+                remote_members,
+                backend.add_member,
+                "delete_channel_membership",
+                "MemberArn",
+            ),
+            (
+                "moderator",
+                wanted_moderators,
+                remote_moderators,
+                backend.add_moderator,
+                "delete_channel_moderator",
+                "ChannelModeratorArn",
+            ),
+        ):
+            for member in sorted(wanted - remote):
+                found = ours.get(member)
+                if found is not None:
+                    report.did(
+                        f"{label}: add {role} {found.get_username()}",
+                        partial(add, channel, found),
+                    )
+            for member in sorted(remote - wanted - {bridge}):
                 report.did(
-                    f"{label}: add member {found.get_username()}",
-                    partial(backend.add_member, channel, found),
+                    f"{label}: remove {role} {member.rsplit('/', 1)[-1]}",
+                    partial(
+                        backend._delete,
+                        operation,
+                        ChannelArn=arn,
+                        ChimeBearer=bridge,
+                        **{arn_field: member},
+                    ),
                 )
-        for member in sorted(remote_members - wanted_members - {bridge}):
-            report.did(
-                f"{label}: remove member {member.rsplit('/', 1)[-1]}",
-                partial(
-                    backend._delete,
-                    "delete_channel_membership",
-                    ChannelArn=arn,
-                    MemberArn=member,
-                    ChimeBearer=bridge,
-                ),
-            )
-        for member in sorted(wanted_moderators - remote_moderators):
-            found = ours.get(member)
-            if found is not None:
-                report.did(
-                    f"{label}: add moderator {found.get_username()}",
-                    partial(backend.add_moderator, channel, found),
-                )
-        for member in sorted(remote_moderators - wanted_moderators - {bridge}):
-            report.did(
-                f"{label}: remove moderator {member.rsplit('/', 1)[-1]}",
-                partial(
-                    backend._delete,
-                    "delete_channel_moderator",
-                    ChannelArn=arn,
-                    ChannelModeratorArn=member,
-                    ChimeBearer=bridge,
-                ),
-            )
         for member in sorted(wanted_bans - remote_bans):
             report.did(
                 f"{label}: ban {member.rsplit('/', 1)[-1]}",

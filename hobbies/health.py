@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -12,6 +13,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from chat.chime_bridge import health, health_problem
 from chat.hub import channel_layer, hub
 from hobbies import metrics
 
@@ -26,6 +28,31 @@ async def _layer_reachable(layer: Any) -> None:
     receive at a time per process, and the hub's blocking receive holds that turn."""
     if hasattr(layer, "connection"):
         await asyncio.wait_for(layer.connection(0).ping(), timeout=2)
+
+
+def _age(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return round((datetime.now(UTC) - datetime.fromisoformat(value)).total_seconds(), 3)
+
+
+def chime_bridge_report() -> dict[str, Any]:
+    """The Chime bridge as it last reported itself in the cache (`chime-bridge:health`).
+
+    Informational: it never makes this process unready. With the bridge down this process still
+    authorizes and sends (sends go to Chime and are acknowledged and fanned out from here); only
+    live events from other Chime clients wait, and the bridge stores them when it comes back.
+    Taking every web process out of the load balancer for that would turn a delay into an outage.
+    """
+    found = health()
+    problem = health_problem(found)
+    report: dict[str, Any] = {
+        "status": "error: " + problem if problem else "ok",
+        "connected": not problem,
+        "last_event_age_seconds": _age((found or {}).get("last_event")),
+        "lag_seconds": (found or {}).get("lag_seconds"),
+    }
+    return report
 
 
 @require_GET
@@ -44,9 +71,10 @@ def readyz(request: HttpRequest) -> HttpResponse:
     except Exception as exc:
         checks["channel_layer"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return JsonResponse(
-        {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", **checks}
+    if settings.MESSAGING_BACKEND == "chime":
+        body["chime_bridge"] = chime_bridge_report()
+    return JsonResponse(body, status=200 if ok else 503)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -14,10 +14,12 @@ Operations (REST, rest-json):
     CreateChannelModerator, DeleteChannelModerator, ListChannelModerators, CreateChannelBan,
     DeleteChannelBan, ListChannelBans, SendChannelMessage, UpdateChannelMessage,
     RedactChannelMessage, DeleteChannelMessage, ListChannelMessages, UpdateChannelReadMarker,
-    GetMessagingSessionEndpoint.
+    GetChannelMessageStatus, GetMessagingSessionEndpoint.
 Session events (`{"Headers": {"x-amz-chime-event-type": …}, "Payload": "<json>"}`):
   SESSION_ESTABLISHED, CREATE/UPDATE/REDACT/DELETE_CHANNEL_MESSAGE,
-  CREATE/DELETE_CHANNEL_MEMBERSHIP, UPDATE_CHANNEL, DELETE_CHANNEL.
+  CREATE/DELETE_CHANNEL_MEMBERSHIP, UPDATE_CHANNEL, DELETE_CHANNEL, and for a channel flow
+  (Chime's "Sending messages" guide) PENDING/DENIED/FAILED_CREATE_CHANNEL_MESSAGE, which go to
+  the sender's own sessions only; a flow's SENT outcome is a CREATE_CHANNEL_MESSAGE to all.
 
 How it was checked against botocore's model: requests are routed, and their parameters read
 (uri labels, querystring, `x-amz-chime-bearer` header, JSON body), from each operation's
@@ -34,8 +36,11 @@ status codes (`ThrottledClientException` is a 429, `ServiceUnavailableException`
 
 Knobs for tests: `throttle(n)` (the next n requests get 429), `unavailable` (every request
 503), `delay` (seconds added to each request), `deny_words` (a message containing one is
-answered with Status DENIED, as a channel flow would), `post_as(...)` (another Chime client
-sends a message), `drop_sessions(code)` (close every session socket).
+answered with Status DENIED, as a channel flow would), `pending_channels` (a send to one of
+these channel ARNs is answered Status PENDING, kept out of the channel until
+`resolve(message_id, "SENT" | "DENIED" | "FAILED")` gives the flow's outcome),
+`post_as(...)` (another Chime client sends a message), `drop_sessions(code)` (close every
+session socket).
 """
 
 from __future__ import annotations
@@ -157,6 +162,9 @@ class FakeChime:
         self.delay = delay
         self.unavailable = False
         self.deny_words: set[str] = set()
+        self.pending_channels: set[str] = set()
+        # A channel flow's messages not yet SENT: MessageId -> (channel, message, persistence).
+        self.flowing: dict[str, tuple[FakeChannel, dict[str, Any], str]] = {}
         self.errors: list[str] = []
         self.calls: list[tuple[str, str]] = []  # (operation, bearer)
         self.lock = threading.RLock()
@@ -403,7 +411,9 @@ class FakeChime:
     def _identity(self, arn: str) -> dict[str, str]:
         return {"Arn": arn, "Name": str(self.users.get(arn, {}).get("Name", arn))}
 
-    def _emit(self, channel: FakeChannel, event: str, payload: dict[str, Any]) -> None:
+    def _emit(
+        self, channel: FakeChannel, event: str, payload: dict[str, Any], only: str = ""
+    ) -> None:
         frame = json.dumps(
             {
                 "Headers": {
@@ -414,6 +424,8 @@ class FakeChime:
             }
         )
         for conn, user_arn in list(self.sessions.items()):
+            if only and user_arn != only:
+                continue
             if (
                 user_arn in channel.members
                 or user_arn in channel.moderators
@@ -693,7 +705,10 @@ class FakeChime:
             raise ChimeError("BadRequestException", 400, "Metadata is over 1 KB")
         message_id = f"{next(self._ids):08d}-{uuid.uuid4().hex[:12]}"
         denied = any(word in p["Content"].lower() for word in self.deny_words)
+        pending = not denied and channel.arn in self.pending_channels
         status = {"Value": "DENIED", "Detail": "Refused by the channel flow"} if denied else None
+        if pending:
+            status = {"Value": "PENDING"}
         result: dict[str, Any] = {
             "ChannelArn": channel.arn,
             "MessageId": message_id,
@@ -714,15 +729,51 @@ class FakeChime:
             "Status": {"Value": "SENT"},
             "_sender": sender,
         }
+        if pending:
+            msg["Status"] = {"Value": "PENDING"}
+            self.flowing[message_id] = (channel, msg, p["Persistence"])
+            event = {"ChannelArn": channel.arn, **self._message_view(channel, msg)}
+            self._emit(channel, "PENDING_CREATE_CHANNEL_MESSAGE", event, only=sender)
+            return result
+        self._publish(channel, msg, p["Persistence"])
+        return result
+
+    def _publish(self, channel: FakeChannel, msg: dict[str, Any], persistence: str) -> None:
         channel.messages.append(msg)
-        channel.last_message = now
+        channel.last_message = msg["CreatedTimestamp"]
         event = {
             "ChannelArn": channel.arn,
             **self._message_view(channel, msg),
-            "Persistence": p["Persistence"],
+            "Persistence": persistence,
         }
         self._emit(channel, "CREATE_CHANNEL_MESSAGE", event)
-        return result
+
+    def resolve(self, message_id: str, outcome: str, detail: str = "") -> None:
+        """The channel flow's processor decides a PENDING message: SENT publishes it to the
+        channel; DENIED drops it (Chime keeps no denied message); FAILED keeps its status for
+        GetChannelMessageStatus. DENIED and FAILED are told to the sender's sessions only."""
+        if outcome not in ("SENT", "DENIED", "FAILED"):
+            raise ValueError(f"not a channel flow outcome: {outcome}")
+        with self.lock:
+            channel, msg, persistence = self.flowing[message_id]
+            msg["Status"] = {"Value": outcome, **({"Detail": detail} if detail else {})}
+            if outcome == "SENT":
+                del self.flowing[message_id]
+                self._publish(channel, msg, persistence)
+                return
+            if outcome == "DENIED":
+                del self.flowing[message_id]
+            event = {"ChannelArn": channel.arn, **self._message_view(channel, msg)}
+            self._emit(channel, f"{outcome}_CREATE_CHANNEL_MESSAGE", event, only=msg["_sender"])
+
+    def op_GetChannelMessageStatus(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(p["ChannelArn"])
+        flowing = self.flowing.get(p["MessageId"])
+        # Not found: never sent, or denied (Chime keeps no denied message).
+        msg = flowing[1] if flowing is not None else self._find(channel, p["MessageId"])
+        if p["ChimeBearer"] != msg["_sender"]:
+            raise ChimeError("ForbiddenException", 403, "Only the sender sees its status")
+        return {"Status": msg["Status"]}
 
     def op_SendChannelMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._send_message(p)

@@ -16,7 +16,13 @@ from chat.backends import get_backend
 from chat.backends.chime import ChimeConfig
 from chat.models import Message
 from chat.moderation import message_remove
-from chat.services import channel_create, channel_member_add, message_send
+from chat.services import (
+    channel_archive,
+    channel_create,
+    channel_member_add,
+    channel_unarchive,
+    message_send,
+)
 from chat.tests import fake_chime as fake_module
 from communities.models import Membership
 from communities.services import membership_ban, membership_set_role, membership_unban
@@ -84,6 +90,16 @@ def test_private_channel_members_only(chime, alice, bob, community):
     assert config().user_arn(bob.pk) not in remote(chime, secret).members
     channel_member_add(channel=secret, user=bob, by=alice)
     assert config().user_arn(bob.pk) in remote(chime, secret).members
+
+
+def test_archive_and_unarchive_reach_the_chime_channel(chime, alice, community):
+    club = channel_create(community=community, name="club", by=alice, kind="open")
+    channel_archive(channel=club, by=alice)
+    archived = remote(chime, club)
+    assert json.loads(archived.metadata)["archived"] is True
+    assert archived.mode == "RESTRICTED" and archived.name == "club"
+    channel_unarchive(channel=club, by=alice)
+    assert "archived" not in json.loads(remote(chime, club).metadata)
 
 
 async def test_two_users_chat_through_chime(chime, connect, alice, bob, general):

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from chat.backends.chime import ChimeConfig
-from chat.chime_bridge import Bridge, health, retryable
+from chat.chime_bridge import HEALTH_TTL, Bridge, health, retryable
 from chat.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -200,3 +200,55 @@ def test_membership_events_from_elsewhere(chime, bridge, alice, bob, carol, comm
     )
     assert wait_until(lambda: bridge.bridge.stats.drift == 1)
     assert not ChannelMember.objects.filter(channel=secret, user=carol).exists()
+
+
+def test_readyz_reports_a_connected_bridge(chime, bridge, bob, general, client):
+    (bob_arn,) = arns(bob)
+    chime.post_as(bob_arn, channel_arn(general), "tick")
+    assert wait_until(lambda: (health() or {}).get("stored", 0) >= 1)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    report = body["chime_bridge"]
+    assert report["status"] == "ok"
+    assert report["connected"] is True
+    assert 0 <= report["last_event_age_seconds"] < HEALTH_TTL
+    assert report["lag_seconds"] is not None
+
+
+def test_readyz_stays_ready_while_the_bridge_is_down(chime, bridge, client):
+    bridge.kill()
+    response = client.get("/readyz")
+    # Sends still go to Chime from this process; only events from other Chime clients wait.
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["chime_bridge"]["connected"] is False
+    assert body["chime_bridge"]["status"].startswith("error: the bridge is not connected")
+
+
+def test_readyz_and_doctor_with_no_bridge_ever(chime, client):
+    body = client.get("/readyz").json()
+    assert body["status"] == "ok"
+    assert body["chime_bridge"] == {
+        "status": "error: no bridge has reported (is `manage.py chime_bridge` running?)",
+        "connected": False,
+        "last_event_age_seconds": None,
+        "lag_seconds": None,
+    }
+    out = io.StringIO()
+    call_command("doctor", stdout=out)
+    assert "warn  Chime bridge: no bridge has reported" in out.getvalue()
+    assert "fix: start `manage.py chime_bridge`" in out.getvalue()
+
+
+def test_doctor_names_the_fix_for_a_stopped_bridge(chime, bridge):
+    chime.drop_sessions(4003)
+    bridge.thread.join(5)
+    out = io.StringIO()
+    call_command("doctor", stdout=out)
+    text = out.getvalue()
+    assert "Chime bridge: the bridge is not connected to the Chime messaging session" in text
+    assert "fix: see the bridge's log" in text
+    assert "restart `manage.py chime_bridge`" in text

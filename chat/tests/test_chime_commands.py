@@ -71,6 +71,21 @@ def test_sync_reports_and_repairs_drift(chime, alice, bob, general, community):
     assert "in sync" in run("chime_sync")
 
 
+def test_sync_removes_a_moderator_chime_has_and_we_do_not(chime, alice, bob, general):
+    cfg = ChimeConfig.from_settings()
+    channel = chime.channels[cfg.channel_arn(general.pk)]
+    channel.moderators.add(cfg.user_arn(bob.pk))  # made moderator in Chime directly
+    dry = run("chime_sync", "--dry-run")
+    assert f"remove moderator hobbies-user-{bob.pk}" in dry
+    assert cfg.user_arn(bob.pk) in channel.moderators  # nothing changed
+    out = run("chime_sync")
+    assert out.strip().endswith("1 drift(s) repaired.")
+    assert cfg.user_arn(bob.pk) not in channel.moderators
+    assert cfg.user_arn(bob.pk) in channel.members  # still a member
+    assert cfg.user_arn(alice.pk) in channel.moderators
+    assert "in sync" in run("chime_sync")
+
+
 def test_sync_creates_what_chime_lacks(chime, alice, general, settings):
     cfg = ChimeConfig.from_settings()
     chime.channels.pop(cfg.channel_arn(general.pk))

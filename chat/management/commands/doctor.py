@@ -125,6 +125,20 @@ def _backend_fix() -> str:
     return f"set MESSAGING_BACKEND to one of: {', '.join(KNOWN_BACKENDS)}"
 
 
+def _bridge_fix(found: dict[str, Any] | None) -> str:
+    if found is not None and not found.get("connected"):
+        return (
+            "see the bridge's log: it reconnects by itself after a retryable close, and stops "
+            "after a refused one (credentials, IAM permissions, the bridge user); fix that, "
+            "then restart `manage.py chime_bridge`"
+        )
+    return (
+        "start `manage.py chime_bridge` (exactly one process, kept by your process manager) "
+        "with the same REDIS_URL and CHANNEL_LAYER_PREFIX as the web processes, so its health "
+        "and events reach them"
+    )
+
+
 CHECKS = [
     Check("database", _database, _database_fix),
     Check("migrations", _migrations, _migrations_fix, needs_database=True),
@@ -167,7 +181,10 @@ class Command(BaseCommand):
         if connection.vendor == "sqlite":
             warnings.append("SQLite database: fine for one machine, use PostgreSQL in production")
         if settings.MESSAGING_BACKEND == "chime" and (problem := health_problem(health())):
-            warnings.append(f"Chime bridge: {problem}; messages from other Chime clients wait")
+            warnings.append(
+                f"Chime bridge: {problem}; messages from other Chime clients wait\n"
+                f"      fix: {_bridge_fix(health())}"
+            )
         if not settings.RATE_LIMITS_ENABLED:
             warnings.append("RATE_LIMITS_ENABLED is off")
         return warnings
