@@ -154,7 +154,7 @@ def test_a_dropped_session_reconnects_and_misses_nothing(chime, bridge, bob, gen
 
 def test_a_non_retryable_close_stops_the_bridge(chime, bridge):
     chime.drop_sessions(4003)
-    bridge.thread.join(5)
+    bridge.thread.join(30)  # a loaded machine may take a while to see the close
     assert bridge.result == [1]
     assert health()["connected"] is False
 
@@ -245,7 +245,7 @@ def test_readyz_and_doctor_with_no_bridge_ever(chime, client):
 
 def test_doctor_names_the_fix_for_a_stopped_bridge(chime, bridge):
     chime.drop_sessions(4003)
-    bridge.thread.join(5)
+    bridge.thread.join(30)  # a loaded machine may take a while to see the close
     out = io.StringIO()
     call_command("doctor", stdout=out)
     text = out.getvalue()
