@@ -110,15 +110,19 @@ class Hub:
         """Stop listening (server shutdown, end of a test)."""
         tasks = self._tasks
         self._reset_state()
+        # Each wait is bounded: a Redis that stops answering must not hold the shutdown.
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, LAYER_CALL_SECONDS)
         # channels-redis releases a channel's receive lock when the task that cleans the
         # message's backup queue ends: let those end on this loop, or the lock stays held,
         # bound to a loop that is gone, and the next loop's hub can never receive.
         cleaners = list(getattr(channel_layer(), "receive_cleaners", ()))
         if cleaners:
-            await asyncio.gather(*cleaners, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    asyncio.gather(*cleaners, return_exceptions=True), LAYER_CALL_SECONDS
+                )
 
     def _reset_state(self) -> None:
         for task in self._tasks:
