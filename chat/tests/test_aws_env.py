@@ -2,10 +2,7 @@
 
 import io
 import json
-import logging
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -13,7 +10,6 @@ import pytest
 from cfnlint.decode import cfn_yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from moto.server import ThreadedMotoServer
 
 from chat.management.commands.aws_env import OUTPUT_SETTINGS
 
@@ -51,22 +47,10 @@ def test_every_output_that_names_a_documented_setting_is_mapped():
             assert OUTPUT_SETTINGS.get(name) == var, name
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["AWS_ACCESS_KEY_ID"] = "moto-test"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "moto-test"  # moto accepts anything
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+@pytest.fixture
+def endpoint(s3_endpoint: str) -> str:
+    """The suite's moto server (chat/tests/conftest.py): it serves CloudFormation as well."""
+    return s3_endpoint
 
 
 def _deploy(endpoint: str, name: str, chime_arn: str) -> dict[str, str]:
