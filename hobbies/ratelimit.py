@@ -3,33 +3,76 @@ actions (`hit`), and budgets of work spent in amounts known only afterwards (`Bu
 
 import math
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
+from redis.commands.core import Script
 
 from hobbies import metrics
-from hobbies.cache import cache
+from hobbies.cache import cache, redis_client
 from hobbies.errors import RateLimited
 
+Rate = tuple[int, int]  # (count, seconds)
 
-def hit(scope: str, key: str, rate: tuple[int, int]) -> None:
+# Counts each key in turn and stops at the first over its limit (its 1-based index; 0: none),
+# so a refused action is not counted against the limits after it: a member past their own
+# limit does not use up their channel's.
+_COUNT_SCRIPT = Script(
+    None,  # type: ignore[arg-type]  # always called with the client to run on
+    b"""
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+  if count > tonumber(ARGV[2 * i - 1]) then return i end
+end
+return 0
+""",
+)
+
+
+def hit(scope: str, key: str, rate: Rate) -> None:
     """Count one action of `key` in `scope`; raise `RateLimited` past `rate` (count, seconds)."""
-    if not settings.RATE_LIMITS_ENABLED:
+    hit_all([(scope, key, rate)])
+
+
+def hit_all(limits: Sequence[tuple[str, str, Rate]]) -> None:
+    """Count one action against each `(scope, key, rate)` in order, stopping at (and raising
+    `RateLimited` for) the first one past its rate. On Redis, one round trip for all of them."""
+    if not settings.RATE_LIMITS_ENABLED or not limits:
         return
-    limit, window = rate
-    bucket = int(time.time() // window)
-    cache_key = f"rl:{scope}:{key}:{bucket}"
-    if cache.add(cache_key, 1, timeout=window + 1):
-        count = 1
+    now = time.time()
+    keys = [f"rl:{scope}:{key}:{int(now // window)}" for scope, key, (_, window) in limits]
+    client = redis_client()
+    if client is not None:
+        args: list[int] = []
+        for _, _, (limit, window) in limits:
+            args += [limit, window + 1]
+        # redis-py loads the script again if Redis restarted and forgot it.
+        keys = [cache.make_and_validate_key(k) for k in keys]
+        over = int(_COUNT_SCRIPT(keys=keys, args=args, client=client))
     else:
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # expired between add and incr
-            cache.set(cache_key, 1, timeout=window + 1)
-            count = 1
-    if count > limit:
-        retry = max(1, math.ceil(bucket * window + window - time.time()))
+        over = 0
+        for index, (cache_key, (_, _, (limit, window))) in enumerate(
+            zip(keys, limits, strict=True), 1
+        ):
+            if _count_local(cache_key, window) > limit:
+                over = index
+                break
+    if over:
+        scope, _, (_, window) = limits[over - 1]
+        retry = max(1, math.ceil(int(now // window) * window + window - time.time()))
         metrics.RATE_LIMITED.labels(what=scope).inc()
         raise RateLimited(f"Too many requests; try again in {window} seconds.", retry_after=retry)
+
+
+def _count_local(cache_key: str, window: int) -> int:
+    if cache.add(cache_key, 1, timeout=window + 1):
+        return 1
+    try:
+        return int(cache.incr(cache_key))
+    except ValueError:  # expired between add and incr
+        cache.set(cache_key, 1, timeout=window + 1)
+        return 1
 
 
 class Budget:

@@ -30,6 +30,8 @@ from chat.models import Channel, Message
 from chat.services import channel_create
 from chat.tests.live import LiveServer, free_port, session_key
 from communities.services import membership_join
+from conftest import say
+from hobbies.errors import RateLimited
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -379,3 +381,21 @@ def committed_ids(channels: list[int]) -> dict[int, list[int]]:
         }
     finally:
         connection.close()
+
+
+def test_rate_limits_keep_counting_across_a_redis_restart(redis, settings, alice, general):
+    """The rate limit is counted by a script Redis keeps in memory: a restarted Redis has
+    forgotten it (and every count), and sends go on being counted, not failing."""
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    settings.CACHES = {
+        "default": {"BACKEND": "hobbies.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "rl"}
+    }
+    settings.RATE_LIMIT_MESSAGES_USER = (2, 3600)
+    say(general, alice, "one")
+    redis.stop()
+    redis.start()
+    say(general, alice, "two, after the restart")
+    say(general, alice, "three: the count started again with the restart")
+    with pytest.raises(RateLimited):
+        say(general, alice, "four is over the limit")
+    assert general.messages.count() == 3
