@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -45,6 +46,10 @@ class Channel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
+
+    # The fetching user's role and timeout in the community, when the fetch read them with the
+    # channel (`chat.selectors.channel_for_member`); None: not read.
+    viewer_standing: tuple[str | None, datetime | None] | None = None
 
     class Meta:
         ordering = ["name"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -41,9 +41,12 @@ def filter_match(words: str, text: str) -> str | None:
     return found.group(0) if found is not None else None
 
 
-def check_participation(user: Actor, community_id: int) -> str | None:
-    """Raise `TimedOut` while the user's timeout runs here; else return their role."""
-    return check_not_timed_out(user, community_id)
+def check_participation(
+    user: Actor, community_id: int, known: tuple[str | None, datetime | None] | None = None
+) -> str | None:
+    """Raise `TimedOut` while the user's timeout runs here; else return their role (`known`:
+    their membership's role and timeout, already read)."""
+    return check_not_timed_out(user, community_id, known)
 
 
 def screen_send(
@@ -59,9 +62,10 @@ def screen_send(
 
     In order: a running timeout (`TimedOut`), a blocked word (`Blocked`), slow mode
     (`SlowMode`, moderators exempt), a held word (moderators exempt). One query for a member
-    of a channel without slow mode: their role and timeout.
+    of a channel without slow mode: their role and timeout (none when the channel was fetched
+    with them, by `channel_for_member`).
     """
-    role = check_participation(author, channel.community_id)
+    role = check_participation(author, channel.community_id, channel.viewer_standing)
     community: Community = channel.community
     blocked = filter_match(community.blocked_words, text)
     if blocked is not None:

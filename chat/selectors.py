@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, NamedTuple
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -30,15 +30,28 @@ def channel_for_member(user: User, channel_id: int | None) -> Channel:
 
     Used by views, the API and the socket alike. A channel the user may not see is reported as
     not found, never as forbidden, so its existence does not leak.
+
+    The fetch also reads the user's standing in the community (their membership's role and
+    timeout, from the row it joins anyway) as `channel.viewer_standing`, so a send needs no
+    query of its own for it (`chat.screening.screen_send`).
     """
     if channel_id is None or not user.is_authenticated:
         raise NotFound("No such channel.")
     channel = (
-        Channel.objects.visible_to(user).select_related("community").filter(id=channel_id).first()
+        Channel.objects.visible_to(user)
+        .select_related("community")
+        .annotate(
+            viewer_role=F("community__memberships__role"),
+            viewer_timeout_until=F("community__memberships__timeout_until"),
+        )
+        .filter(id=channel_id)
+        .first()
     )
     if channel is None:
         _refuse_banned(user, channel_id)
         raise NotFound("No such channel.")
+    row: Any = channel
+    channel.viewer_standing = (row.viewer_role, row.viewer_timeout_until)
     return channel
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -327,8 +327,11 @@ def message_send(
     bridge (inside `chat.backends.inbound()`; no rate limits: it is already out there).
     """
     cid = client_id
-    existing = _existing(author, cid, channel)
-    if existing is not None:
+    # The author as everyone will see them now (a socket's user object may be hours old), and
+    # whether this client_id was sent already: one query.
+    shown_author, sent_before = _author_and_sent(author, cid)
+    if sent_before is not None:
+        existing = _resent(sent_before, channel)
         return Sent(existing, False, message_payload(existing))
     attachment_ids = attachment_ids_check(attachments)
     text = _clean_body(body, allow_empty=bool(attachment_ids))
@@ -348,11 +351,13 @@ def message_send(
         if parent is None:
             raise NotFound("The message you reply to is not in this channel.")
     if not external_id:
-        ratelimit.hit("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER)
-        ratelimit.hit("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL)
+        ratelimit.hit_all(
+            [
+                ("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER),
+                ("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL),
+            ]
+        )
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
-    # The author as everyone will see them now (a socket's user object may be hours old).
-    shown_author = User.objects.select_related("profile").get(pk=author.pk)
     try:
         with transaction.atomic():
             # The row lock orders sends per channel: ids commit in increasing order and each
@@ -398,10 +403,10 @@ def message_send(
             )
     except IntegrityError:
         # The same client_id raced us; the first one won.
-        existing = _existing(author, cid, channel)
-        if existing is None:
+        first = _existing(author, cid, channel)
+        if first is None:
             raise
-        return Sent(existing, False, message_payload(existing))
+        return Sent(first, False, message_payload(first))
     # Committed and broadcast: the payload built for everyone. Inside an outer transaction the
     # broadcast waits for its commit, and the payload is built here.
     payload = built()
@@ -415,17 +420,36 @@ def message_send(
     return Sent(message, True, payload)
 
 
+def _author_and_sent(author: User, client_id: uuid.UUID) -> tuple[User, tuple[int, int] | None]:
+    """The author, read again with their profile, and the id and channel of the message they
+    already sent with this client_id, if any."""
+    sent = Message.objects.filter(author=OuterRef("pk"), client_id=client_id)
+    row: Any = (
+        User.objects.select_related("profile")
+        .annotate(
+            sent_id=Subquery(sent.values("id")[:1]),
+            sent_channel_id=Subquery(sent.values("channel_id")[:1]),
+        )
+        .get(pk=author.pk)
+    )
+    return row, (row.sent_id, row.sent_channel_id) if row.sent_id is not None else None
+
+
 def _existing(author: User, client_id: uuid.UUID, channel: Channel) -> Message | None:
     found = (
         Message.objects.filter(author=author, client_id=client_id)
         .values_list("id", "channel_id")
         .first()
     )
-    if found is None:
-        return None
-    if found[1] != channel.id:
+    return None if found is None else _resent(found, channel)
+
+
+def _resent(found: tuple[int, int], channel: Channel) -> Message:
+    """The message a retry (same client_id) already stored, if it went to this channel."""
+    message_id, channel_id = found
+    if channel_id != channel.id:
         raise Conflict("This client_id was already used in another channel.")
-    return _with_related(found[0])
+    return _with_related(message_id)
 
 
 def _with_related(message_id: int) -> Message:

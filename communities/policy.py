@@ -154,16 +154,23 @@ def raise_banned(ban: Ban) -> None:
     raise Banned(_ban_detail(ban), until=ban.until)
 
 
-def standing(user: Actor, community: Community | int) -> tuple[str | None, datetime | None]:
+def standing(
+    user: Actor,
+    community: Community | int,
+    known: tuple[str | None, datetime | None] | None = None,
+) -> tuple[str | None, datetime | None]:
     """The user's role here and the end of their timeout, if one runs now: one query, for the
-    send path (which needs both: the timeout stops it, the role exempts from slow mode)."""
+    send path (which needs both: the timeout stops it, the role exempts from slow mode), or
+    none when the caller `known` their membership's role and timeout from a fetch it made."""
     if not user.is_authenticated or not user.is_active:
         return None, None
-    row = (
-        Membership.objects.filter(community_id=_community_id(community), user_id=user.pk)
-        .values_list("role", "timeout_until")
-        .first()
-    )
+    row = known
+    if row is None:
+        row = (
+            Membership.objects.filter(community_id=_community_id(community), user_id=user.pk)
+            .values_list("role", "timeout_until")
+            .first()
+        )
     role, until = row if row is not None else (None, None)
     if is_site_moderator(user):
         role = Role.OWNER
@@ -172,9 +179,13 @@ def standing(user: Actor, community: Community | int) -> tuple[str | None, datet
     return role, until
 
 
-def check_not_timed_out(user: Actor, community: Community | int) -> str | None:
+def check_not_timed_out(
+    user: Actor,
+    community: Community | int,
+    known: tuple[str | None, datetime | None] | None = None,
+) -> str | None:
     """Raise `TimedOut` while the user's timeout runs; else return their role here."""
-    role, until = standing(user, community)
+    role, until = standing(user, community, known)
     if until is not None:
         raise TimedOut(f"You are timed out until {until:%Y-%m-%d %H:%M} UTC.", until=until)
     return role

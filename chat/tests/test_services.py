@@ -10,7 +10,7 @@ import pytest
 from chat.hub import encode
 from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
 from chat.payloads import message_payload
-from chat.selectors import channels_for_user, message_for_member
+from chat.selectors import channel_for_member, channels_for_user, message_for_member
 from chat.services import (
     channel_create,
     channel_member_add,
@@ -103,6 +103,23 @@ def test_message_rate_limit_per_user(alice, general, settings):
     with pytest.raises(RateLimited):
         say(general, alice, "one too many")
     assert general.messages.count() == 3
+
+
+def test_a_member_past_their_limit_does_not_use_up_the_channels(alice, bob, general, settings):
+    """Sends refused by the author's own limit are not counted against the channel's, so one
+    member hammering a channel does not silence everyone else in it."""
+    settings.RATE_LIMIT_MESSAGES_USER = (2, 3600)
+    settings.RATE_LIMIT_MESSAGES_CHANNEL = (4, 3600)
+    for n in range(2):
+        say(general, alice, f"message {n}")
+    for _ in range(5):
+        with pytest.raises(RateLimited):
+            say(general, alice, "one too many")
+    say(general, bob, "bob still gets through")
+    say(general, bob, "and again")
+    with pytest.raises(RateLimited, match="Too many requests"):
+        say(general, bob, "but the channel's limit holds")
+    assert general.messages.count() == 4
 
 
 # --- Replies and mentions -------------------------------------------------------------------
@@ -290,10 +307,10 @@ def test_the_payload_everyone_gets_is_the_payload_read_back(
     equal what reading the message back gives (history, replays)."""
     parent = say(general, bob, "a question")
     # Outside any transaction, as a socket or a request sends: the broadcast is built at commit
-    # from the objects in hand (the statements: the retry check, the author's role and timeout,
-    # the reply target, mentions, the author, then the transaction's lock, insert, channel,
-    # mention, read marker; after commit, the stored rendering).
-    with django_assert_max_num_queries(13):
+    # from the objects in hand (the statements: the author with the retry check, the author's
+    # role and timeout, the reply target, mentions, then the transaction's lock, insert,
+    # channel, mention, read marker; after commit, the stored rendering).
+    with django_assert_max_num_queries(12):
         sent = message_send(
             channel=general,
             author=alice,
@@ -310,3 +327,24 @@ def test_the_payload_everyone_gets_is_the_payload_read_back(
     )
     assert sent.payload["reply_to"]["excerpt"] == "a question"
     assert 'class="mention"' in sent.payload["html"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_as_a_socket_makes_it_is_nine_statements(alice, general, django_assert_num_queries):
+    """The fetch that checks membership also reads the author's role and timeout, and the
+    author is read with the retry check: a plain send is these statements and no more (the
+    channel with the standing; the author with the retry check; begin, lock, insert, channel,
+    read marker, commit; the stored rendering)."""
+    with django_assert_num_queries(9):
+        channel = channel_for_member(alice, general.id)
+        sent = message_send(channel=channel, author=alice, body="hi", client_id=uuid.uuid4())
+    assert sent.created
+    assert sent.payload == payload_of(sent.message)
+    # The retry of it: the same message, nothing written.
+    again = message_send(
+        channel=channel_for_member(alice, general.id),
+        author=alice,
+        body="hi",
+        client_id=sent.message.client_id,
+    )
+    assert (again.created, again.message.id) == (False, sent.message.id)
