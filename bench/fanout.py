@@ -38,7 +38,7 @@ import time
 import uuid
 from array import array
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,7 +52,8 @@ ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 PYTHON = sys.executable
 HOST = "127.0.0.1"  # never anything else: this benchmark only talks to its own servers
-SERVERS = ("bare", "naive", "app", "app-pg")
+SERVERS = ("bare", "naive", "app", "app-pg", "app-pg-2")
+PRODUCTION = ("app-pg", "app-pg-2")
 APP_COMMAND = "{python} -m daphne -b {host} -p {port} hobbies.asgi:application"
 WARMUP_MESSAGES = 5
 RESULT_LINE_LIMIT = 1 << 26  # a subscriber's result line lists every message it saw
@@ -583,15 +584,28 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         setup = setup_naive(port, args.subscribers)
     else:
         setup = setup_app(
-            port, args.subscribers, workdir, args.app_command, production=name == "app-pg"
+            port, args.subscribers, workdir, args.app_command, production=name in PRODUCTION
         )
 
     server = ServerProcess.start(name, port, setup.command, setup.env, workdir)
     print(f"[{name}] server pid {server.process.pid} on {HOST}:{port}", file=sys.stderr)
+    # app-pg-2: the publisher on a second process of the same app (same database, Redis and
+    # prefix), so every message crosses from one process to the other through Redis.
+    second: ServerProcess | None = None
+    if name == "app-pg-2":
+        port_b = free_port()
+        command = shlex.split(args.app_command.format(python=PYTHON, host=HOST, port=port_b))
+        second = ServerProcess.start(f"{name}-b", port_b, command, setup.env, workdir)
+        print(f"[{name}] publisher's server pid {second.process.pid} on {port_b}", file=sys.stderr)
+        setup.publisher = replace(
+            setup.publisher, url=f"ws://{HOST}:{port_b}/ws/", origin=f"http://{HOST}:{port_b}"
+        )
     pool: SubscriberPool | None = None
     publisher: Publisher | None = None
     try:
         await server.wait_ready()
+        if second is not None:
+            await second.wait_ready()
         pool = await SubscriberPool.start(name, setup.subscribers, args.client_procs, workdir, args)
         ready = await pool.read_all("ready", timeout=120)
         connected = sum(r["connected"] for r in ready)
@@ -622,7 +636,9 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         if pool is not None:
             await pool.stop()
         server.stop()
-        if name == "app-pg":
+        if second is not None:
+            second.stop()
+        if name in PRODUCTION:
             postgres_database(PG_DATABASE, create=False)
 
 
