@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from chat import moderation, overview, services
 from chat.models import Attachment, Channel, HeldMessage, Message, MessageRevision, Report
 from communities.admin_scope import CommunityScopedAdmin, ScopedRelatedFilter
-from hobbies.admin_base import ReadOnlyAdmin, report
+from hobbies.admin_base import ReadOnlyAdmin, each, report
 from hobbies.errors import DomainError
 
 
@@ -87,45 +87,41 @@ class MessageAdmin(CommunityScopedAdmin):
         description="Delete the selected messages (leave a tombstone)", permissions=["change"]
     )
     def delete_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        done, errors = 0, []
-        for message in queryset.select_related("channel__community"):
-            try:
-                services.message_delete(message=message, by=request.user)  # type: ignore[arg-type]
-                done += 1
-            except DomainError as exc:
-                errors.append(f"#{message.id}: {exc.detail}")
-        if done:
-            self.message_user(request, f"{done} message(s) deleted.", messages.SUCCESS)
-        for error in errors:
-            self.message_user(request, error, messages.ERROR)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("channel__community"),
+            lambda m: services.message_delete(message=m, by=by),
+            label=lambda m: f"#{m.id}",
+            summary="{done} message(s) deleted.",
+        )
 
     @admin.action(
         description="Remove the selected messages as a moderator (text kept)",
         permissions=["change"],
     )
     def remove_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        done, errors = 0, []
-        for message in queryset.select_related("channel__community", "author"):
-            try:
-                moderation.message_remove(message=message, by=request.user)  # type: ignore[arg-type]
-                done += 1
-            except DomainError as exc:
-                errors.append(f"#{message.id}: {exc.detail}")
-        if done:
-            self.message_user(request, f"{done} message(s) removed.", messages.SUCCESS)
-        for error in errors:
-            self.message_user(request, error, messages.ERROR)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("channel__community", "author"),
+            lambda m: moderation.message_remove(message=m, by=by),
+            label=lambda m: f"#{m.id}",
+            summary="{done} message(s) removed.",
+        )
 
     @admin.action(description="Restore the selected removed messages", permissions=["change"])
     def restore_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        done, errors = 0, []
-        for message in queryset.select_related("channel__community", "author"):
-            try:
-                moderation.message_restore(message=message, by=request.user)  # type: ignore[arg-type]
-                done += 1
-            except DomainError as exc:
-                errors.append(f"#{message.id}: {exc.detail}")
-        report(self, request, done, errors)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("channel__community", "author"),
+            lambda m: moderation.message_restore(message=m, by=by),
+            label=lambda m: f"#{m.id}",
+        )
 
 
 @admin.register(Report)
@@ -179,14 +175,13 @@ class HeldMessageAdmin(CommunityScopedAdmin):
     actions = ["approve", "reject"]
 
     def _decide(self, request: HttpRequest, queryset: QuerySet[HeldMessage], approve: bool) -> None:
-        done, errors = 0, []
-        for held in queryset.select_related("channel__community", "author"):
-            try:
-                moderation.held_decide(held=held, by=request.user, approve=approve)  # type: ignore[arg-type]
-                done += 1
-            except DomainError as exc:
-                errors.append(f"{held}: {exc.detail}")
-        report(self, request, done, errors)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("channel__community", "author"),
+            lambda h: moderation.held_decide(held=h, by=by, approve=approve),
+        )
 
     @admin.action(description="Approve the selected held messages", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[HeldMessage]) -> None:

@@ -18,8 +18,8 @@ from django.utils import timezone
 from communities import services
 from communities.admin_scope import CommunityScopedAdmin, ScopedRelatedFilter
 from communities.models import AuditEntry, Ban, Community, JoinRequest, Membership, Tag
-from hobbies.admin_base import report
-from hobbies.errors import Conflict, DomainError
+from hobbies.admin_base import each
+from hobbies.errors import Conflict
 
 
 class MembershipInline(admin.TabularInline):
@@ -117,50 +117,35 @@ class MembershipAdmin(CommunityScopedAdmin):
         description="Ban the selected members (no end; lift it from Bans)", permissions=["change"]
     )
     def ban_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        done, errors = 0, []
-        for membership in queryset.select_related("community", "user"):
-            try:
-                services.membership_ban(
-                    community=membership.community,
-                    user=membership.user,
-                    by=request.user,  # type: ignore[arg-type]
-                )
-                done += 1
-            except DomainError as exc:
-                errors.append(f"{membership}: {exc.detail}")
-        report(self, request, done, errors)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("community", "user"),
+            lambda m: services.membership_ban(community=m.community, user=m.user, by=by),
+        )
 
     @admin.action(description="End the selected members' timeouts", permissions=["change"])
     def end_timeouts(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        done, errors = 0, []
-        for membership in queryset.select_related("community", "user"):
-            try:
-                services.membership_timeout_end(
-                    community=membership.community,
-                    user=membership.user,
-                    by=request.user,  # type: ignore[arg-type]
-                )
-                done += 1
-            except DomainError as exc:
-                errors.append(f"{membership}: {exc.detail}")
-        report(self, request, done, errors)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("community", "user"),
+            lambda m: services.membership_timeout_end(community=m.community, user=m.user, by=by),
+        )
 
     @admin.action(
         description="Remove the selected members from their community", permissions=["change"]
     )
     def remove_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        done, errors = 0, []
-        for membership in queryset.select_related("community", "user"):
-            try:
-                services.membership_remove(
-                    community=membership.community,
-                    user=membership.user,
-                    by=request.user,  # type: ignore[arg-type]
-                )
-                done += 1
-            except DomainError as exc:
-                errors.append(f"{membership}: {exc.detail}")
-        report(self, request, done, errors)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("community", "user"),
+            lambda m: services.membership_remove(community=m.community, user=m.user, by=by),
+        )
 
 
 @admin.register(JoinRequest)
@@ -171,14 +156,13 @@ class JoinRequestAdmin(CommunityScopedAdmin):
     actions = ["approve", "reject"]
 
     def _decide(self, request: HttpRequest, queryset: QuerySet[JoinRequest], approve: bool) -> None:
-        done, errors = 0, []
-        for join_request in queryset.select_related("community", "user"):
-            try:
-                services.join_request_decide(request=join_request, by=request.user, approve=approve)  # type: ignore[arg-type]
-                done += 1
-            except DomainError as exc:
-                errors.append(f"{join_request}: {exc.detail}")
-        report(self, request, done, errors)
+        by: Any = request.user
+        each(
+            self,
+            request,
+            queryset.select_related("community", "user"),
+            lambda r: services.join_request_decide(request=r, by=by, approve=approve),
+        )
 
     @admin.action(description="Approve the selected requests", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[JoinRequest]) -> None:
@@ -214,17 +198,11 @@ class BanAdmin(CommunityScopedAdmin):
 
     @admin.action(description="Lift the selected bans", permissions=["change"])
     def lift_bans(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
-        done, errors = 0, []
-        for ban in queryset.select_related("community", "user"):
-            try:
-                if ban.lifted_at is not None:
-                    raise Conflict("This ban was already lifted.")
-                services.membership_unban(
-                    community=ban.community,
-                    user=ban.user,
-                    by=request.user,  # type: ignore[arg-type]
-                )
-                done += 1
-            except DomainError as exc:
-                errors.append(f"{ban}: {exc.detail}")
-        report(self, request, done, errors)
+        by: Any = request.user
+
+        def lift(ban: Ban) -> None:
+            if ban.lifted_at is not None:
+                raise Conflict("This ban was already lifted.")
+            services.membership_unban(community=ban.community, user=ban.user, by=by)
+
+        each(self, request, queryset.select_related("community", "user"), lift)
