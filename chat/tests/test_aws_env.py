@@ -336,3 +336,164 @@ def test_an_existing_database_and_redis_are_used_instead(endpoint):
     env = _environment(task["taskDefinition"]["containerDefinitions"][0])
     assert env["MESSAGING_BACKEND"] == "local"
     assert "CHIME_APP_INSTANCE_ARN" not in env
+
+
+# --- The parts moto does not keep, checked in the template itself ------------------------------
+def _task_containers() -> dict[str, Any]:
+    return {
+        key: RESOURCES[key]["Properties"]["ContainerDefinitions"][0] for key in TASK_DEFINITIONS
+    }
+
+
+def _entry_names(entries: list[Any]) -> set[str]:
+    """The names in an Environment or Secrets list; an `!If` entry counts with its set side."""
+    names = set()
+    for entry in entries:
+        if "Fn::If" in entry:
+            entry = entry["Fn::If"][1]
+        names.add(entry["Name"])
+    return names
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_every_variable_a_task_gets_is_a_documented_setting():
+    assert TASK_DEFINITIONS == [
+        "BridgeTaskDefinition",
+        "MigrateTaskDefinition",
+        "WebTaskDefinition",
+    ]
+    for key, container in _task_containers().items():
+        names = _entry_names(container["Environment"]) | _entry_names(container["Secrets"])
+        assert names <= DOCUMENTED, f"{key}: {sorted(names - DOCUMENTED)} not in configuration.md"
+        assert {"METRICS_EMF", "HOBBIES_ENVIRONMENT", "METRICS_NAMESPACE"} <= names, key
+
+
+def test_every_task_gets_the_same_settings_and_secrets():
+    containers = _task_containers()
+    web, migrate, bridge = (
+        containers[k]
+        for k in ("WebTaskDefinition", "MigrateTaskDefinition", "BridgeTaskDefinition")
+    )
+    assert migrate["Environment"] == web["Environment"]
+    assert migrate["Secrets"] == bridge["Secrets"] == web["Secrets"]
+    # The bridge runs only with Chime on, so its Chime entries are unconditional.
+    assert _entry_names(bridge["Environment"]) == _entry_names(web["Environment"])
+    assert {"Name": "MESSAGING_BACKEND", "Value": "chime"} in bridge["Environment"]
+    assert [c["Command"] for c in containers.values()] == [["worker"], ["manage", "setup"], ["web"]]
+
+
+def test_secrets_come_from_secrets_manager_and_only_the_execution_role_reads_them():
+    secrets = {
+        s["Name"]: s["ValueFrom"] for s in _task_containers()["WebTaskDefinition"]["Secrets"]
+    }
+    assert set(secrets) == {"DATABASE_URL", "DJANGO_SECRET_KEY", "OIDC_CLIENT_SECRET", "REDIS_URL"}
+    referenced = [ref["Ref"] for ref in secrets.values()]
+    assert all(RESOURCES[key]["Type"] == "AWS::SecretsManager::Secret" for key in referenced)
+    # Every secret is either given to the tasks or the database's own master user.
+    assert sorted([*referenced, "DatabaseMasterSecret"]) == SECRETS
+    master = RESOURCES["DatabaseMasterSecret"]["Properties"]
+    assert "GenerateSecretString" in master
+    assert "GenerateSecretString" in RESOURCES["SecretKey"]["Properties"]
+    statements = RESOURCES["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    reads = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert sorted(r["Ref"] for r in reads[0]["Resource"]) == sorted(referenced)
+    actions = sorted(a for s in statements for a in _as_list(s["Action"]))
+    assert actions == [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetAuthorizationToken",
+        "ecr:GetDownloadUrlForLayer",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
+    ]
+    # No secret in the template itself: each is generated, or made from parameters or resources.
+    for key in SECRETS:
+        assert not isinstance(RESOURCES[key]["Properties"].get("SecretString"), str), key
+
+
+def test_tasks_run_as_the_app_role_in_the_private_subnets():
+    for key in TASK_DEFINITIONS:
+        props = RESOURCES[key]["Properties"]
+        assert props["TaskRoleArn"] == {"Fn::GetAtt": ["AppRole", "Arn"]}, key
+        assert props["ExecutionRoleArn"] == {"Fn::GetAtt": ["ExecutionRole", "Arn"]}, key
+        assert (props["RequiresCompatibilities"], props["NetworkMode"]) == (["FARGATE"], "awsvpc")
+        log = props["ContainerDefinitions"][0]["LogConfiguration"]["Options"]
+        assert log["awslogs-group"] == {"Ref": "AppLogGroup"}, key
+    for key in ("WebService", "BridgeService"):
+        props = RESOURCES[key]["Properties"]
+        assert props["LaunchType"] == "FARGATE"
+        assert props["NetworkConfiguration"]["AwsvpcConfiguration"] == {
+            "AssignPublicIp": "DISABLED",
+            "Subnets": {"Ref": "PrivateSubnetIds"},
+            "SecurityGroups": [{"Ref": "TaskSecurityGroup"}],
+        }
+    web = RESOURCES["WebService"]["Properties"]
+    assert web["DesiredCount"] == {"Ref": "WebDesiredCount"}
+    assert TEMPLATE["Parameters"]["WebDesiredCount"]["MinValue"] >= 2
+    assert web["LoadBalancers"] == [
+        {"ContainerName": "app", "ContainerPort": 8000, "TargetGroupArn": {"Ref": "WebTargetGroup"}}
+    ]
+    bridge = RESOURCES["BridgeService"]
+    assert (bridge["Condition"], bridge["Properties"]["DesiredCount"]) == ("RunBridge", 1)
+    # Never two bridges, even during a deployment.
+    assert bridge["Properties"]["DeploymentConfiguration"]["MaximumPercent"] == 100
+
+
+def test_the_load_balancer_keeps_websockets_open_without_stickiness():
+    balancer = RESOURCES["LoadBalancer"]["Properties"]
+    attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+    assert int(attributes["idle_timeout.timeout_seconds"]) > 20  # the clients' ping interval
+    assert balancer["Subnets"] == {"Ref": "PublicSubnetIds"}
+    group = RESOURCES["WebTargetGroup"]["Properties"]
+    group_attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
+    assert group_attributes["stickiness.enabled"] == "false"
+    assert (group["HealthCheckPath"], group["Matcher"]) == ("/readyz", {"HttpCode": "200"})
+
+
+def test_security_groups_open_only_the_described_ports():
+    rules = set()
+    for key, resource in RESOURCES.items():
+        assert resource["Type"] not in (
+            "AWS::EC2::SecurityGroupIngress",
+            "AWS::EC2::SecurityGroupEgress",
+        ), key
+        if resource["Type"] == "AWS::EC2::SecurityGroup":
+            props = resource["Properties"]
+            assert "SecurityGroupEgress" not in props, key
+            for rule in props["SecurityGroupIngress"]:
+                source = rule.get("CidrIp") or rule["SourceSecurityGroupId"]["Ref"]
+                rules.add((key, rule["IpProtocol"], rule["FromPort"], rule["ToPort"], source))
+    assert rules == {
+        ("LoadBalancerSecurityGroup", "tcp", 443, 443, "0.0.0.0/0"),
+        ("LoadBalancerSecurityGroup", "tcp", 80, 80, "0.0.0.0/0"),
+        ("TaskSecurityGroup", "tcp", 8000, 8000, "LoadBalancerSecurityGroup"),
+        ("DatabaseSecurityGroup", "tcp", 5432, 5432, "TaskSecurityGroup"),
+        ("CacheSecurityGroup", "tcp", 6379, 6379, "TaskSecurityGroup"),
+    }
+
+
+def test_the_data_stores_are_private_and_encrypted_and_made_only_when_not_given():
+    database = RESOURCES["Database"]
+    props = database["Properties"]
+    assert database["Condition"] == "CreateDatabase"
+    assert (props["StorageEncrypted"], props["PubliclyAccessible"]) == (True, False)
+    assert props["MultiAZ"] == {"Ref": "MultiAz"}
+    assert props["BackupRetentionPeriod"] == {"Ref": "DatabaseBackupRetentionDays"}
+    cache = RESOURCES["Cache"]
+    assert cache["Condition"] == "CreateCache"
+    assert cache["Properties"]["TransitEncryptionEnabled"] is True
+    assert cache["Properties"]["AtRestEncryptionEnabled"] is True
+    conditions = TEMPLATE["Conditions"]
+    assert {"Fn::Equals": [{"Ref": "DatabaseUrl"}, ""]} in conditions["CreateDatabase"]["Fn::And"]
+    assert {"Fn::Equals": [{"Ref": "RedisUrl"}, ""]} in conditions["CreateCache"]["Fn::And"]
+    # The URL the tasks get for the cache the stack makes is TLS (rediss://).
+    redis_url = RESOURCES["RedisUrlSecret"]["Properties"]["SecretString"]["Fn::If"][2]
+    assert redis_url["Fn::Sub"].startswith("rediss://")
+    for key in ("DatabaseUrl", "RedisUrl"):
+        assert TEMPLATE["Parameters"][key]["NoEcho"] is True
