@@ -313,6 +313,9 @@ def test_runs_the_app_on_ecs_behind_the_load_balancer(endpoint):
     assert f"--task-definition {resources['MigrateTaskDefinition']}" in migrate
     assert f"subnets=[{','.join(private)}]" in migrate
     assert f"securityGroups=[{task_sg}]" in migrate
+    # Quoted, so that a shell pastes it as one argument rather than expanding the braces.
+    assert "--network-configuration 'awsvpcConfiguration={" in migrate
+    assert outputs["TaskSecurityGroupId"] == task_sg
 
 
 def test_an_existing_database_and_redis_are_used_instead(endpoint):
