@@ -4,6 +4,7 @@ PostgreSQL database, starts daphne, and the image's health check passes against 
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +134,93 @@ def test_entrypoint_refuses_an_unknown_process(tmp_path):
     )
     assert result.returncode == 64
     assert "unknown process 'serve': web, worker or manage" in result.stderr
+
+
+@pytest.fixture
+def task_metadata() -> Iterator[str]:
+    """ECS's task metadata endpoint (v4) on loopback: this container's record, as ECS serves it."""
+    record = {
+        "Name": "app",
+        "Networks": [{"NetworkMode": "awsvpc", "IPv4Addresses": ["127.0.0.9"]}],
+    }
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(record).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v4/0123456789abcdef-app"
+    server.shutdown()
+    server.server_close()
+
+
+def _status(port: int, host: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/healthz", headers={"Host": host})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_on_ecs_the_load_balancer_may_name_the_tasks_own_address(tmp_path, task_metadata):
+    """An ALB health check's Host is the task's address and port: it is allowed, no other is."""
+    port = free_port()
+    env = entrypoint_env(
+        tmp_path,
+        ECS_CONTAINER_METADATA_URI_V4=task_metadata,
+        PORT=str(port),
+        BIND_ADDRESS="127.0.0.1",
+    )
+    log = (tmp_path / "entrypoint.log").open("w+b")
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT), "web"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                status = _status(port, f"127.0.0.9:{port}")
+                break
+            except OSError:
+                time.sleep(0.3)
+        log.seek(0)
+        assert status == 200, log.read().decode(errors="replace")
+        assert _status(port, HOST) == 200
+        assert _status(port, f"127.0.0.10:{port}") == 400
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_without_an_answer_from_ecs_the_allowed_hosts_stay_as_set(tmp_path):
+    env = entrypoint_env(
+        tmp_path, ECS_CONTAINER_METADATA_URI_V4=f"http://127.0.0.1:{free_port()}/v4/x"
+    )
+    show = "from django.conf import settings; print(','.join(settings.ALLOWED_HOSTS))"
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), "manage", "shell", "-c", show],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == HOST
+    assert "ecs_address: http://127.0.0.1:" in result.stderr
