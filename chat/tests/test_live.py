@@ -17,6 +17,7 @@ import requests
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from chat.models import ChannelMember
 from chat.tests.live import LiveServer, session_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -278,6 +279,60 @@ def test_a_member_removed_on_one_process_stops_receiving_on_another(
     after = kinds[kinds.index("unsubscribed") + 1 :]
     assert set(after) <= {"restriction", "pong", "error"}, on_bob
     assert on_bob[-1]["code"] == ("not_found" if how == "removed" else "banned"), on_bob
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="several processes share events through Redis"
+)
+def test_a_removal_whose_kick_was_lost_still_ends_the_subscription(
+    servers, alice, bob, carol, community, general
+):
+    """The process where Alice removes Bob dies between the commit and the kick's publish, as
+    the fault tests kill one. The database is the record: Bob's process finds the removal in
+    its own check, ends his subscription, and Carol's next message does not reach him."""
+    first = LiveServer(
+        app="chat.tests.crash_app:application", RATE_LIMITS_ENABLED="0", CRASH_ACTION="kick"
+    ).start()
+    servers.append(first)
+    second = start(servers, CHAT_HEAD_INTERVAL="0.5")
+    alice_session, bob_session = session_key(alice), session_key(bob)
+    carol_session = session_key(carol)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        bob_ws = await open_socket(second, bob_session)
+        carol_ws = await open_socket(second, carol_session)
+        for ws in (bob_ws, carol_ws):
+            await subscribe(ws, general.id)
+        with contextlib.suppress(requests.ConnectionError):
+            await asyncio.to_thread(
+                remove_on_manage_page, first, alice_session, community.slug, bob.id
+            )
+        told = await frames_until(bob_ws, "unsubscribed")
+        await carol_ws.send(
+            json.dumps(
+                {
+                    "type": "message.send",
+                    "channel": general.id,
+                    "client_id": str(uuid.uuid4()),
+                    "body": "after the removal",
+                    "reply_to": None,
+                }
+            )
+        )
+        await frames_until(carol_ws, "message.new")
+        await bob_ws.send(json.dumps({"type": "ping"}))
+        after = await frames_until(bob_ws, "pong")
+        for ws in (bob_ws, carol_ws):
+            await ws.close()
+        return told, after
+
+    told, after = asyncio.run(scenario())
+    assert not first.alive(), "the removing process was to die before publishing the kick"
+    assert not ChannelMember.objects.filter(channel=general, user=bob).exists()
+    assert told[-1] == {"type": "unsubscribed", "channel": general.id, "reason": "removed"}
+    assert "message.new" not in [f["type"] for f in after], after
+    assert f"user {bob.id} may no longer see channel {general.id}" in second.output()
+    assert "Traceback" not in second.output(), second.output()
 
 
 def test_a_flood_of_frames_is_read_no_faster_than_it_is_handled(servers, bob):
