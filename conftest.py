@@ -153,6 +153,8 @@ def no_rate_limits(settings: Any) -> None:
 @pytest.fixture(autouse=True)
 def _test_settings(settings: Any, tmp_path: Any) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Nothing a test stores (`doctor`'s probe included) lands in the checkout's var/.
+    settings.ATTACHMENTS_ROOT = tmp_path / "attachments"
     # A fast hash for test accounts; the password validators still run as in production.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-from hobbies.errors import SignInFailed
+from hobbies.errors import CheckFailed, SignInFailed
 
 logger = logging.getLogger(__name__)
 
@@ -82,21 +82,46 @@ def clear_caches() -> None:
         _jwks.clear()
 
 
-def _get_json(url: str, what: str) -> dict[str, Any]:
+class Unreadable(Exception):
+    """A provider document could not be read; the message says how (for logs and `doctor`)."""
+
+
+def _fetch_json(url: str) -> dict[str, Any]:
+    """The JSON object at `url`, or `Unreadable`."""
     try:
         response = requests.get(url, timeout=settings.OIDC_TIMEOUT)
-        response.raise_for_status()
+    except requests.Timeout as exc:
+        raise Unreadable(f"no answer within {settings.OIDC_TIMEOUT} s") from exc
+    except requests.ConnectionError as exc:
+        refused = "refused" in str(exc).lower()
+        raise Unreadable("connection refused" if refused else f"cannot connect ({exc})") from exc
+    except requests.RequestException as exc:
+        raise Unreadable(str(exc)) from exc
+    if response.status_code >= 400:
+        raise Unreadable(f"HTTP {response.status_code}")
+    try:
         data = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        logger.warning("OIDC: could not fetch the %s from %s: %s", what, url, exc)
-        raise ProviderUnavailable(reason=f"{what} unavailable") from exc
+    except ValueError as exc:
+        raise Unreadable("not JSON") from exc
     if not isinstance(data, dict):
-        raise ProviderUnavailable(reason=f"{what} is not a JSON object")
+        raise Unreadable("not a JSON object")
     return data
 
 
+def _get_json(url: str, what: str) -> dict[str, Any]:
+    try:
+        return _fetch_json(url)
+    except Unreadable as exc:
+        logger.warning("OIDC: could not fetch the %s from %s: %s", what, url, exc)
+        raise ProviderUnavailable(reason=f"{what} unavailable") from exc
+
+
+def _discovery_url(issuer: str) -> str:
+    return settings.OIDC_DISCOVERY_URL or issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
 def _discovery_document(issuer: str) -> dict[str, Any]:
-    url = settings.OIDC_DISCOVERY_URL or issuer.rstrip("/") + "/.well-known/openid-configuration"
+    url = _discovery_url(issuer)
     with _lock:
         cached = _discovery.get(url)
     if cached is not None and time.monotonic() - cached[0] < settings.OIDC_CACHE_SECONDS:
@@ -110,22 +135,33 @@ def _discovery_document(issuer: str) -> dict[str, Any]:
     return document
 
 
-def provider() -> Provider:
-    """The provider's settings; endpoints not set explicitly come from its discovery document."""
-    issuer = settings.OIDC_ISSUER
-    endpoints = {
+REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+
+
+def _configured_endpoints() -> dict[str, str]:
+    """The endpoints set in settings (`OIDC_<NAME>`); empty where the discovery document says."""
+    return {
         "authorization_endpoint": settings.OIDC_AUTHORIZATION_ENDPOINT,
         "token_endpoint": settings.OIDC_TOKEN_ENDPOINT,
         "jwks_uri": settings.OIDC_JWKS_URI,
         "end_session_endpoint": settings.OIDC_END_SESSION_ENDPOINT,
     }
-    required = ("authorization_endpoint", "token_endpoint", "jwks_uri")
-    if not all(endpoints[name] for name in required):
-        document = _discovery_document(issuer)
-        for name, value in endpoints.items():
-            found = document.get(name)
-            endpoints[name] = value or (found if isinstance(found, str) else "")
-        missing = [name for name in required if not endpoints[name]]
+
+
+def _complete(endpoints: dict[str, str], document: dict[str, Any]) -> list[str]:
+    """Fill the endpoints not set from the discovery document; the required ones still missing."""
+    for name, value in endpoints.items():
+        found = document.get(name)
+        endpoints[name] = value or (found if isinstance(found, str) else "")
+    return [name for name in REQUIRED_ENDPOINTS if not endpoints[name]]
+
+
+def provider() -> Provider:
+    """The provider's settings; endpoints not set explicitly come from its discovery document."""
+    issuer = settings.OIDC_ISSUER
+    endpoints = _configured_endpoints()
+    if not all(endpoints[name] for name in REQUIRED_ENDPOINTS):
+        missing = _complete(endpoints, _discovery_document(issuer))
         if missing:
             logger.error("OIDC: no %s in the discovery document or settings", ", ".join(missing))
             raise ProviderUnavailable(reason=f"no {missing[0]}")
@@ -141,8 +177,14 @@ def provider() -> Provider:
 
 
 def _fetch_keys(uri: str) -> dict[str, jwt.PyJWK]:
+    return _usable_keys(_get_json(uri, "signing keys"))
+
+
+def _usable_keys(document: dict[str, Any]) -> dict[str, jwt.PyJWK]:
+    """The RS256 signing keys of a JWKS document, by `kid`."""
     keys: dict[str, jwt.PyJWK] = {}
-    for data in _get_json(uri, "signing keys").get("keys", []):
+    listed = document.get("keys")
+    for data in listed if isinstance(listed, list) else []:
         if not isinstance(data, dict) or not isinstance(data.get("kid"), str):
             continue
         if data.get("kty") != "RSA" or data.get("use", "sig") != "sig":
@@ -325,3 +367,76 @@ def logout_url(request: HttpRequest, *, id_token: str | None = None) -> str | No
     if id_token:
         params["id_token_hint"] = id_token
     return f"{endpoint}?{urlencode(params)}"
+
+
+# --- Deployment check (`manage.py doctor`) ----------------------------------------------------
+
+COGNITO_ISSUER = "https://cognito-idp.<region>.amazonaws.com/<user pool id>"
+
+
+def check() -> str:
+    """Read the provider's discovery document and signing keys afresh (no cache), as a sign-in
+    would. Returns what was found; raises `CheckFailed` naming the setting to change."""
+    issuer, client_id = settings.OIDC_ISSUER, settings.OIDC_CLIENT_ID
+    if not issuer and not client_id:
+        return "off (OIDC_ISSUER unset): local accounts only"
+    if not issuer or not client_id:
+        present, absent = "OIDC_ISSUER", "OIDC_CLIENT_ID"
+        if not issuer:
+            present, absent = absent, present
+        raise CheckFailed(
+            f"{present} is set but {absent} is not, so sign-in with the provider is off",
+            fix=f"set {absent} too (docs/authentication.md), or unset {present}",
+        )
+    endpoints = _configured_endpoints()
+    if not all(endpoints[name] for name in REQUIRED_ENDPOINTS):
+        _check_discovery(issuer, endpoints)
+    uri = endpoints["jwks_uri"]
+    where = "OIDC_JWKS_URI" if settings.OIDC_JWKS_URI else "the discovery document's jwks_uri"
+    try:
+        keys = _usable_keys(_fetch_json(uri))
+    except Unreadable as exc:
+        raise CheckFailed(
+            f"cannot read the signing keys at {uri} ({exc})",
+            fix=f"check {where} and that this machine can reach it",
+        ) from exc
+    if not keys:
+        raise CheckFailed(
+            f"the key set at {uri} has no RS256 signing key, so no ID token can be verified",
+            fix=(
+                f"check {where}: it must be the provider's JWKS with an RS256 key "
+                "(a Cognito user pool's /.well-known/jwks.json)"
+            ),
+        )
+    return f"{issuer}: discovery document and {len(keys)} RS256 signing key(s) read"
+
+
+def _check_discovery(issuer: str, endpoints: dict[str, str]) -> None:
+    url = _discovery_url(issuer)
+    setting = "OIDC_DISCOVERY_URL" if settings.OIDC_DISCOVERY_URL else "OIDC_ISSUER"
+    try:
+        document = _fetch_json(url)
+    except Unreadable as exc:
+        raise CheckFailed(
+            f"cannot read the discovery document at {url} ({exc})",
+            fix=(
+                f"check {setting} (the issuer exactly as in its tokens' `iss`; Cognito: "
+                f"{COGNITO_ISSUER}) and that this machine can reach the provider"
+            ),
+        ) from exc
+    named = document.get("issuer")
+    if named != issuer:
+        raise CheckFailed(
+            f"the discovery document at {url} names issuer {named!r}, not OIDC_ISSUER {issuer!r}",
+            fix=(
+                f"set OIDC_ISSUER to {named!r}, exactly as the provider names itself"
+                if isinstance(named, str) and named
+                else f"check {setting}: it must lead to the provider's discovery document"
+            ),
+        )
+    missing = _complete(endpoints, document)
+    if missing:
+        raise CheckFailed(
+            f"the discovery document at {url} has no {', '.join(missing)}",
+            fix=f"set {', '.join('OIDC_' + name.upper() for name in missing)}",
+        )

@@ -13,6 +13,10 @@ when the layer is not:
   channel with local listeners. A channel whose head stays ahead of the newest position this
   process has seen published (a message committed by a process that died before publishing, or
   published while the layer was down) gets a `head` frame, and its clients fetch what they miss.
+  The same query reads each channel's removal count: where it moved (or the channel is new
+  here), one more query checks which local listeners may still see the channel, and the others'
+  subscriptions end as a `kick` would end them (a channel gone ends them all), so a removal
+  whose kick was lost stops reaching its member within an interval or two.
 - **Canary** (every `CHAT_HUB_CANARY_SECONDS`): the hub sends an event to a group only it is in
   and waits for it. If it does not come back (Redis down or restarted, so the hub's group
   memberships are gone), the hub forgets its groups and, once the layer works again, closes
@@ -42,7 +46,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from chat.dbthreads import db
-from chat.selectors import channel_heads
+from chat.selectors import channel_heads, channel_members_present
 from chat.transport import Frame
 from hobbies import metrics
 
@@ -83,6 +87,8 @@ class Hub:
         # Newest position seen published per channel key, and each key's head at the last poll.
         self._published: dict[str, int] = {}
         self._polled: dict[str, int] = {}
+        # Each channel key's removal count at the last check (see `check_heads`).
+        self._removals: dict[str, int] = {}
         self._canary_group = ""
         self._canary_waiting: dict[str, asyncio.Future[None]] = {}
         # False from a failed canary until the layer answers again and sockets were closed.
@@ -134,6 +140,7 @@ class Hub:
         self._loop = None
         self._published = {}
         self._polled = {}
+        self._removals = {}
         self._canary_waiting = {}
         self.layer_ok = True
 
@@ -251,19 +258,66 @@ class Hub:
 
     async def check_heads(self) -> None:
         """Tell local sockets of each channel whose head stayed ahead of what was published
-        here for a whole interval (so not merely in flight)."""
+        here for a whole interval (so not merely in flight). And, the database being the
+        record of who may listen, end the local subscriptions of a channel that is gone, or of
+        members taken out of one, whether or not their kick arrived."""
         keys = {int(key[2:]): key for key in self._listeners if key.startswith("c:")}
         if not keys:
             return
         heads = await db(channel_heads)(list(keys))
-        for channel_id, head in heads.items():
-            key = keys[channel_id]
+        recheck: dict[int, str] = {}
+        for channel_id, key in keys.items():
+            found = heads.get(channel_id)
+            if found is None:
+                self._kick_local(key, channel_id, "deleted")
+                continue
+            head = found.seq
             behind = head > self._published.get(key, 0)
             if behind and self._polled.get(key) == head:
                 self._published[key] = head
                 frame = Frame(encode({"type": "head", "channel": channel_id, "seq": head}))
                 self.dispatch_local(key, frame, {"kind": "head", "seq": head})
             self._polled[key] = head
+            # A count not seen before (a channel new here, or members taken out since the last
+            # check): this process's listeners of the channel are checked once.
+            if self._removals.get(key) != found.removals:
+                recheck[channel_id] = key
+                self._removals[key] = found.removals
+        for key in self._removals.keys() - keys.values():
+            del self._removals[key]
+        if recheck:
+            await self.check_members(recheck)
+
+    async def check_members(self, keys: dict[int, str]) -> None:
+        """End the subscriptions of local listeners of these channels (id -> key) who may no
+        longer see them."""
+        pairs = {
+            (channel_id, listener.user_id)
+            for channel_id, key in keys.items()
+            for listener in self._listeners.get(key, ())
+        }
+        present = await db(channel_members_present)(pairs)
+        for channel_id, user_id in pairs - present:
+            logger.warning(
+                "hub: user %s may no longer see channel %s; ending the subscription here",
+                user_id,
+                channel_id,
+            )
+            self._kick_local(keys[channel_id], channel_id, "removed", user_id=user_id)
+
+    def _kick_local(
+        self, key: str, channel_id: int, reason: str, *, user_id: int | None = None
+    ) -> None:
+        """What a `kick` control event does, for this process's listeners of `key` (of one
+        user, or all of them)."""
+        event = control_event(key, "kick", channel=channel_id, reason=reason)
+        for listener in tuple(self._listeners.get(key, ())):
+            if user_id is not None and listener.user_id != user_id:
+                continue
+            try:
+                listener.control(key, event)
+            except Exception:
+                logger.exception("hub: control event for a socket failed")
 
     def dispatch_local(self, key: str, frame: Frame, meta: dict[str, Any]) -> None:
         for listener in tuple(self._listeners.get(key, ())):

@@ -39,6 +39,10 @@ class Channel(models.Model):
     # send, so ids of one channel commit in increasing order and positions have no gaps.
     last_message_id = models.BigIntegerField(default=0)
     last_seq = models.BigIntegerField(default=0)
+    # How many times a member was taken out (moves with each removal, in its transaction): a
+    # hub that sees it move checks its sockets' memberships in the database, so a removal
+    # whose broadcast was lost still ends their subscriptions.
+    removals = models.PositiveBigIntegerField(default=0)
     # Slow mode: a member posts at most one message per this many seconds (0: off).
     slow_mode_seconds = models.PositiveIntegerField(default=0)
     # Archived: read-only (no posts, reactions or edits), left out of the channel list.

@@ -339,10 +339,30 @@ def stored_after(
     return rows[:limit], len(rows) > limit
 
 
-def channel_heads(channel_ids: list[int]) -> dict[int, int]:
-    """The newest message position of each channel (the hub's gap check; no permission check:
-    it decides only whether to wake sockets that already subscribed)."""
-    return dict(Channel.objects.filter(id__in=channel_ids).values_list("id", "last_seq"))
+class Head(NamedTuple):
+    seq: int  # the newest message's position
+    removals: int  # moves each time a member is taken out
+
+
+def channel_heads(channel_ids: list[int]) -> dict[int, Head]:
+    """The newest message position and removal count of each channel that still exists (the
+    hub's checks; no permission check: they decide only whether to wake or drop sockets that
+    already subscribed)."""
+    rows = Channel.objects.filter(id__in=channel_ids).values_list("id", "last_seq", "removals")
+    return {channel_id: Head(seq, removals) for channel_id, seq, removals in rows}
+
+
+def channel_members_present(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which of these (channel id, user id) pairs may still see the channel: the rule of
+    `Channel.objects.visible_to`, for many users at once (the hub's membership check)."""
+    if not pairs:
+        return set()
+    rows = ChannelMember.objects.filter(
+        channel_id__in={channel_id for channel_id, _ in pairs},
+        user_id__in={user_id for _, user_id in pairs},
+        channel__community__memberships__user_id=F("user_id"),
+    ).values_list("channel_id", "user_id")
+    return set(rows) & pairs
 
 
 def mentionable_members(channel: Channel, usernames: set[str]) -> dict[str, tuple[int, str]]:

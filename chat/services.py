@@ -277,6 +277,8 @@ def _channel_members_remove(members: QuerySet[ChannelMember], *, reason: str = "
     for member in members.select_related("channel", "user"):
         backend.remove_member(member.channel, member.user)
         member.delete()
+        # The record the hubs' membership check reads if the kick below never arrives.
+        Channel.objects.filter(id=member.channel_id).update(removals=F("removals") + 1)
         events.control_on_commit(
             events.user_key(member.user_id), "kick", channel=member.channel_id, reason=reason
         )

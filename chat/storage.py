@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import IO, Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile, File
@@ -33,7 +33,7 @@ from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 
 from hobbies import metrics
-from hobbies.errors import StorageUnavailable
+from hobbies.errors import CheckFailed, StorageUnavailable
 
 UPLOAD_TOKEN_SALT = "chat.attachment-upload"  # noqa: S105 - a salt, not a secret
 SNIFF_BYTES = 8192
@@ -291,3 +291,100 @@ def download_response(
     response["Content-Security-Policy"] = DOWNLOAD_CSP
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# --- Deployment check (`manage.py doctor`) ----------------------------------------------------
+
+PROBE = b"doctor probe\n"
+S3_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
+S3_WRONG_REGION = {"PermanentRedirect", "AuthorizationHeaderMalformed", "301"}
+
+
+def check() -> str:
+    """Store, measure and delete a probe object under `attachments/`, with the calls (and so the
+    rights) an upload needs. Returns what was checked; raises `CheckFailed` with the fix."""
+    key = new_key()
+    if is_s3():
+        return _check_s3(key)
+    root = settings.ATTACHMENTS_ROOT
+    try:
+        _save(key, PROBE, "text/plain")
+        stored = size(key)
+        delete(key)
+    except OSError as exc:
+        raise CheckFailed(
+            f"cannot write files under {root} ({exc.strerror or exc})",
+            fix=f"make {root} writable by the server's user, or set ATTACHMENTS_ROOT",
+        ) from exc
+    if stored != len(PROBE):
+        raise CheckFailed(
+            f"a file written under {root} read back as {stored} bytes, not {len(PROBE)}",
+            fix=f"check the file system that holds {root}",
+        )
+    return f"local files in {root}"
+
+
+def _check_s3(key: str) -> str:
+    bucket = settings.AWS_STORAGE_BUCKET_NAME
+    where = (
+        settings.AWS_S3_ENDPOINT_URL
+        or f"AWS region {settings.AWS_S3_REGION_NAME or '(the default region)'}"
+    )
+    client = _client()
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=PROBE, ContentType="text/plain")
+        stored = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        client.delete_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        said = f"{code}: {error.get('Message')}" if error.get("Message") else code
+        if code in ("NoSuchBucket", "404"):
+            raise CheckFailed(
+                f"bucket {bucket!r} does not exist at {where}",
+                fix=(
+                    f"create the bucket {bucket!r} there (deploy/cloudformation.yaml creates the "
+                    "attachments bucket), or set AWS_STORAGE_BUCKET_NAME to the bucket you have"
+                ),
+            ) from exc
+        if code in S3_DENIED:
+            raise CheckFailed(
+                f"S3 refused to store a file in bucket {bucket!r} at {where} ({said})",
+                fix=(
+                    "check the AWS credentials the server runs with (instance role, or "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and that they may s3:PutObject, "
+                    f"s3:GetObject and s3:DeleteObject on attachments/* in {bucket!r} "
+                    "(the stack's AttachmentsAccessPolicy)"
+                ),
+            ) from exc
+        if code in S3_WRONG_REGION:
+            raise CheckFailed(
+                f"bucket {bucket!r} is not in {where} ({said})",
+                fix="set AWS_S3_REGION_NAME to the bucket's region",
+            ) from exc
+        raise CheckFailed(
+            f"S3 refused to store a file in bucket {bucket!r} at {where} ({said})",
+            fix="check AWS_STORAGE_BUCKET_NAME, AWS_S3_REGION_NAME and the AWS credentials",
+        ) from exc
+    except NoCredentialsError as exc:
+        raise CheckFailed(
+            "no AWS credentials found",
+            fix=(
+                "run the server with an instance role that has the stack's "
+                "AttachmentsAccessPolicy, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ),
+        ) from exc
+    except (BotoCoreError, OSError) as exc:
+        raise CheckFailed(
+            f"cannot reach S3 at {where} ({exc})",
+            fix=(
+                "check AWS_S3_ENDPOINT_URL (unset on AWS itself) and AWS_S3_REGION_NAME, and "
+                "that this machine can reach S3"
+            ),
+        ) from exc
+    if stored != len(PROBE):
+        raise CheckFailed(
+            f"a file stored in bucket {bucket!r} read back as {stored} bytes, not {len(PROBE)}",
+            fix=f"check AWS_S3_ENDPOINT_URL and the bucket {bucket!r}",
+        )
+    return f"s3 bucket {bucket!r} at {where}: stored, read and deleted a file"

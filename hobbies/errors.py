@@ -1,4 +1,5 @@
-"""Domain errors: raised by services and fetches, mapped to HTTP statuses and `error` frames."""
+"""Domain errors: raised by services and fetches, mapped to HTTP statuses and `error` frames.
+And `CheckFailed`, which the integrations' deployment checks raise for `manage.py doctor`."""
 
 from __future__ import annotations
 
@@ -151,3 +152,12 @@ class SignInIncomplete(SignInFailed):
 
     code = "sign_in_incomplete"
     status = 503
+
+
+class CheckFailed(Exception):
+    """A deployment check (`manage.py doctor`) found a problem: what is wrong, and `fix`, what
+    to do about it in the deployment's terms (the address tried, the setting to change)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix

@@ -11,6 +11,8 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+
+from accounts.tests.oidc_support import ScriptedProvider
+from chat.tests.conftest import REGION, make_bucket, s3_client
 
 DEMO_USERS = ["alice", "bob", "carol"]
 DEMO_COMMUNITIES = ["Photography", "Board Games", "Climbing", "Chess Club"]
@@ -36,6 +41,16 @@ DEPLOYMENT_VARIABLES = {
     "DJANGO_SECURE_COOKIES",
     "RATE_LIMITS_ENABLED",
     "STORAGE_BACKEND",
+    "ATTACHMENTS_ROOT",
+    "AWS_STORAGE_BUCKET_NAME",
+    "AWS_S3_REGION_NAME",
+    "AWS_S3_ENDPOINT_URL",
+    "AWS_S3_ADDRESSING_STYLE",
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "OIDC_DISCOVERY_URL",
+    "OIDC_JWKS_URI",
     "DEMO_PASSWORD",
 }
 
@@ -223,7 +238,15 @@ def test_a_fresh_deployment_is_set_up_by_setup(tmp_path):
 
 # --- doctor ---------------------------------------------------------------------------------
 
-CHECKS = ["database", "migrations", "channel layer", "cache", "messaging backend"]
+CHECKS = [
+    "database",
+    "migrations",
+    "channel layer",
+    "cache",
+    "messaging backend",
+    "storage",
+    "OIDC sign-in",
+]
 
 
 @pytest.mark.django_db
@@ -337,3 +360,188 @@ def test_doctor_exits_non_zero_and_names_the_fix(migrated, closed_port, env, fai
         else:
             assert any(line.startswith(f"ok    {check}: ") for line in lines), result.stdout
     assert "hunter2" not in result.stdout + result.stderr
+
+
+# --- doctor: the integrations (S3 on the suite's moto server, an OpenID provider on loopback) -
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[ScriptedProvider]:
+    """The scripted OpenID provider of the sign-in tests: discovery document and signing keys
+    over HTTP on 127.0.0.1."""
+    provider = ScriptedProvider().start()
+    yield provider
+    provider.stop()
+
+
+def s3_env(endpoint: str, bucket: str) -> dict[str, str]:
+    """A deployment on S3, as its environment says it (moto takes any credentials)."""
+    return {
+        "STORAGE_BACKEND": "s3",
+        "AWS_STORAGE_BUCKET_NAME": bucket,
+        "AWS_S3_ENDPOINT_URL": endpoint,
+        "AWS_S3_REGION_NAME": REGION,
+        "AWS_S3_ADDRESSING_STYLE": "path",
+        "AWS_S3_TIMEOUT": "3",
+        "AWS_ACCESS_KEY_ID": "moto-test",
+        "AWS_SECRET_ACCESS_KEY": "moto-test",
+    }
+
+
+def oidc_env(issuer: str, **extra: str) -> dict[str, str]:
+    return {
+        "OIDC_ISSUER": issuer,
+        "OIDC_CLIENT_ID": ScriptedProvider.CLIENT_ID,
+        "OIDC_CLIENT_SECRET": "client-secret",
+        "OIDC_TIMEOUT": "3",
+        **extra,
+    }
+
+
+def failing_row(result: subprocess.CompletedProcess[str], check: str) -> tuple[str, str]:
+    """The one failed check's problem and fix, after checking the exit and the other rows."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"CommandError: 1 check(s) failed: {check}" in result.stderr
+    assert "Ready to serve." not in result.stdout
+    lines = result.stdout.splitlines()
+    for other in CHECKS:
+        if other != check:
+            assert any(line.startswith(f"ok    {other}: ") for line in lines), output
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"FAIL  {check}: "))
+    assert lines[at + 1].startswith("      fix: "), output
+    return lines[at].removeprefix(f"FAIL  {check}: "), lines[at + 1].removeprefix("      fix: ")
+
+
+def test_doctor_passes_with_s3_and_an_oidc_provider(migrated, s3_endpoint, oidc_provider):
+    bucket = make_bucket(s3_endpoint)
+
+    result = manage(
+        "doctor", var_dir=migrated, **s3_env(s3_endpoint, bucket), **oidc_env(oidc_provider.issuer)
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        f"ok    storage: s3 bucket {bucket!r} at {s3_endpoint}: stored, read and deleted a file"
+    ) in lines
+    assert (
+        f"ok    OIDC sign-in: {oidc_provider.issuer}: discovery document and 1 RS256 signing "
+        "key(s) read"
+    ) in lines
+    assert oidc_provider.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}
+    # The probe is gone again.
+    assert s3_client(s3_endpoint).list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_doctor_fails_on_a_bucket_that_does_not_exist(migrated, s3_endpoint):
+    bucket = f"hobbies-missing-{uuid.uuid4().hex[:8]}"
+
+    result = manage("doctor", var_dir=migrated, **s3_env(s3_endpoint, bucket))
+
+    problem, fix = failing_row(result, "storage")
+    assert problem == f"bucket {bucket!r} does not exist at {s3_endpoint}"
+    assert fix == (
+        f"create the bucket {bucket!r} there (deploy/cloudformation.yaml creates the attachments "
+        "bucket), or set AWS_STORAGE_BUCKET_NAME to the bucket you have"
+    )
+
+
+def test_doctor_fails_when_s3_cannot_be_reached(migrated, closed_port):
+    endpoint = f"http://127.0.0.1:{closed_port}"
+
+    result = manage("doctor", var_dir=migrated, **s3_env(endpoint, "attachments"))
+
+    problem, fix = failing_row(result, "storage")
+    assert problem.startswith(f"cannot reach S3 at {endpoint} ("), problem
+    assert fix == (
+        "check AWS_S3_ENDPOINT_URL (unset on AWS itself) and AWS_S3_REGION_NAME, and that this "
+        "machine can reach S3"
+    )
+
+
+def test_doctor_fails_when_the_attachments_folder_cannot_be_written(migrated, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("in the way")  # a file where the folder should be
+    root = blocked / "attachments"
+
+    result = manage("doctor", var_dir=migrated, ATTACHMENTS_ROOT=str(root))
+
+    problem, fix = failing_row(result, "storage")
+    assert problem.startswith(f"cannot write files under {root} ("), problem
+    assert fix == f"make {root} writable by the server's user, or set ATTACHMENTS_ROOT"
+
+
+OidcCase = Callable[[ScriptedProvider, int], tuple[dict[str, str], str, str]]
+
+
+def _issuer_down(provider: ScriptedProvider, port: int) -> tuple[dict[str, str], str, str]:
+    issuer = f"http://127.0.0.1:{port}/us-east-1_pool"
+    return (
+        oidc_env(issuer),
+        f"cannot read the discovery document at {issuer}/.well-known/openid-configuration "
+        "(connection refused)",
+        "check OIDC_ISSUER (the issuer exactly as in its tokens' `iss`; Cognito: "
+        "https://cognito-idp.<region>.amazonaws.com/<user pool id>) and that this machine can "
+        "reach the provider",
+    )
+
+
+def _issuer_mismatch(provider: ScriptedProvider, port: int) -> tuple[dict[str, str], str, str]:
+    issuer = provider.issuer + "/"  # the document is found, but names the issuer without "/"
+    return (
+        oidc_env(issuer),
+        f"the discovery document at {provider.url}/.well-known/openid-configuration names "
+        f"issuer {provider.issuer!r}, not OIDC_ISSUER {issuer!r}",
+        f"set OIDC_ISSUER to {provider.issuer!r}, exactly as the provider names itself",
+    )
+
+
+def _no_signing_keys(provider: ScriptedProvider, port: int) -> tuple[dict[str, str], str, str]:
+    provider.published = []
+    return (
+        oidc_env(provider.issuer),
+        f"the key set at {provider.url}/jwks has no RS256 signing key, so no ID token can be "
+        "verified",
+        "check the discovery document's jwks_uri: it must be the provider's JWKS with an RS256 "
+        "key (a Cognito user pool's /.well-known/jwks.json)",
+    )
+
+
+def _keys_not_found(provider: ScriptedProvider, port: int) -> tuple[dict[str, str], str, str]:
+    uri = f"{provider.url}/.well-known/jwks.json"  # the provider serves its keys at /jwks
+    return (
+        oidc_env(provider.issuer, OIDC_JWKS_URI=uri),
+        f"cannot read the signing keys at {uri} (HTTP 404)",
+        "check OIDC_JWKS_URI and that this machine can reach it",
+    )
+
+
+def _no_client_id(provider: ScriptedProvider, port: int) -> tuple[dict[str, str], str, str]:
+    return (
+        {"OIDC_ISSUER": provider.issuer},
+        "OIDC_ISSUER is set but OIDC_CLIENT_ID is not, so sign-in with the provider is off",
+        "set OIDC_CLIENT_ID too (docs/authentication.md), or unset OIDC_ISSUER",
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(_issuer_down, id="issuer unreachable"),
+        pytest.param(_issuer_mismatch, id="issuer mismatch"),
+        pytest.param(_no_signing_keys, id="no signing keys"),
+        pytest.param(_keys_not_found, id="signing keys not found"),
+        pytest.param(_no_client_id, id="no client id"),
+    ],
+)
+def test_doctor_fails_on_a_misconfigured_oidc_provider(
+    migrated, oidc_provider, closed_port, case: OidcCase
+):
+    env, expected_problem, expected_fix = case(oidc_provider, closed_port)
+
+    result = manage("doctor", var_dir=migrated, **env)
+
+    problem, fix = failing_row(result, "OIDC sign-in")
+    assert problem == expected_problem
+    assert fix == expected_fix

@@ -1,13 +1,15 @@
-"""The hub's own checks: messages never published, and a channel layer that stops delivering."""
+"""The hub's own checks: messages never published, removals whose kick never came, and a
+channel layer that stops delivering."""
 
 from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db.models import F
 from django.test import AsyncClient
 
 from chat.hub import channel_layer, hub
-from chat.models import Channel
+from chat.models import Channel, ChannelMember
 from conftest import say
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,6 +57,33 @@ async def test_published_messages_bring_no_head_frames(fast_checks, connect, ali
     assert frame["message"]["body"] == "live"
     # Once the hub has seen it published, the head check has nothing to say.
     assert await b.nothing(timeout=0.6)
+
+
+async def test_a_member_taken_out_whose_kick_never_came_is_unsubscribed_by_the_check(
+    fast_checks, connect, bob, carol, general
+):
+    b, c = await connect(bob), await connect(carol)
+    await b.subscribe(general.id)
+    await c.subscribe(general.id)
+    # What taking Carol out commits, its kick lost (a process killed between commit and publish).
+    await db(ChannelMember.objects.filter(channel=general, user=carol).delete)()
+    await db(Channel.objects.filter(id=general.id).update)(removals=F("removals") + 1)
+    told = await c.recv_type("unsubscribed", timeout=5)
+    assert told == {"type": "unsubscribed", "channel": general.id, "reason": "removed"}
+    # Bob, still a member, keeps his subscription and hears nothing of it.
+    assert await b.nothing(timeout=0.5)
+    await b.send({"type": "typing", "channel": general.id})
+    assert (await c.nothing(timeout=0.5)) and (await b.recv_type("typing"))["channel"] == general.id
+
+
+async def test_a_channel_deleted_without_a_kick_is_unsubscribed_by_the_check(
+    fast_checks, connect, bob, general
+):
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    await db(Channel.objects.filter(id=general.id).delete)()
+    told = await b.recv_type("unsubscribed", timeout=5)
+    assert told == {"type": "unsubscribed", "channel": general.id, "reason": "deleted"}
 
 
 async def test_a_layer_that_forgets_the_hub_closes_sockets_so_they_resume(

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from chat.models import ChannelMember
 from chat.tests.live import LiveServer, session_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -170,6 +174,165 @@ def test_a_message_sent_to_one_process_reaches_sockets_on_another(servers, alice
     assert on_bob["message"]["body"] == "across processes"
     assert on_bob["message"]["author"]["username"] == "alice"
     assert on_alice["message"]["body"] == "and back"
+
+
+async def subscribe(ws: Any, channel_id: int) -> None:
+    await ws.send(json.dumps({"type": "subscribe", "channel": channel_id, "since": None}))
+    await frames_until(ws, "subscribed")
+
+
+def remove_on_manage_page(server: LiveServer, session: str, slug: str, user_id: int) -> int:
+    """What an owner's "Remove" button on the manage page does: a form POST with its CSRF
+    token, on `server`."""
+    http = requests.Session()
+    http.cookies.set("sessionid", session)
+    page = http.get(f"{server.url}/c/{slug}/manage/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    response = http.post(
+        f"{server.url}/c/{slug}/manage/",
+        data={"csrfmiddlewaretoken": token[1], "action": "remove", "user": str(user_id)},
+        allow_redirects=False,
+        timeout=10,
+    )
+    return int(response.status_code)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="several processes share events through Redis"
+)
+@pytest.mark.parametrize("how", ["removed", "banned"])
+def test_a_member_removed_on_one_process_stops_receiving_on_another(
+    servers, alice, bob, carol, community, general, how
+):
+    """Alice (the owner) acts on the first process: the manage page's Remove button, or a
+    `member.ban` frame. Bob's socket is on the second process, with Carol's. As soon as Alice's
+    action is answered, she and Carol post: Bob is told (`unsubscribed`, and `restriction` for
+    a ban) and hears neither message, while Carol, on his process, hears both."""
+    first, second = start(servers), start(servers)
+    alice_session, bob_session = session_key(alice), session_key(bob)
+    carol_session = session_key(carol)
+
+    def send(text: str) -> str:
+        return json.dumps(
+            {
+                "type": "message.send",
+                "channel": general.id,
+                "client_id": str(uuid.uuid4()),
+                "body": text,
+                "reply_to": None,
+            }
+        )
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[str]]:
+        alice_ws = await open_socket(first, alice_session)
+        bob_ws = await open_socket(second, bob_session)
+        carol_ws = await open_socket(second, carol_session)
+        for ws in (alice_ws, bob_ws, carol_ws):
+            await subscribe(ws, general.id)
+        if how == "removed":
+            status = await asyncio.to_thread(
+                remove_on_manage_page, first, alice_session, community.slug, bob.id
+            )
+            assert status == 302
+        else:
+            await alice_ws.send(
+                json.dumps({"type": "member.ban", "community": community.id, "user": bob.id})
+            )
+            await frames_until(alice_ws, "done")
+        # Posted from both processes, without waiting for Bob to hear of his removal.
+        await carol_ws.send(send("from his own process"))
+        await alice_ws.send(send("from the other process"))
+        # Carol's socket is on Bob's process: once she has both messages, that process's hub
+        # has handed them to every local socket it was going to. Bob's ping is answered after
+        # anything it queued for him; then he waits a little more for a straggler.
+        heard_by_carol: list[str] = []
+        while len(heard_by_carol) < 2:
+            frame = (await frames_until(carol_ws, "message.new"))[-1]
+            heard_by_carol.append(frame["message"]["body"])
+        await bob_ws.send(json.dumps({"type": "ping"}))
+        on_bob = await frames_until(bob_ws, "pong")
+        with contextlib.suppress(TimeoutError):
+            while True:
+                on_bob.append(json.loads(await asyncio.wait_for(bob_ws.recv(), timeout=2)))
+        # Nor can he subscribe again.
+        await bob_ws.send(json.dumps({"type": "subscribe", "channel": general.id, "since": None}))
+        on_bob += await frames_until(bob_ws, "error")
+        for ws in (alice_ws, bob_ws, carol_ws):
+            await ws.close()
+        return on_bob, heard_by_carol
+
+    on_bob, heard_by_carol = asyncio.run(scenario())
+    assert sorted(heard_by_carol) == ["from his own process", "from the other process"]
+    told = [f for f in on_bob if f["type"] in ("unsubscribed", "restriction")]
+    expected: list[dict[str, Any]] = [
+        {"type": "unsubscribed", "channel": general.id, "reason": "removed"}
+    ]
+    if how == "banned":
+        expected.append(
+            {"type": "restriction", "community": community.id, "kind": "ban", "until": None}
+        )
+    assert told == expected, on_bob
+    # Nothing of the community follows (presence included): only his own answers.
+    kinds = [f["type"] for f in on_bob]
+    assert "message.new" not in kinds, on_bob
+    after = kinds[kinds.index("unsubscribed") + 1 :]
+    assert set(after) <= {"restriction", "pong", "error"}, on_bob
+    assert on_bob[-1]["code"] == ("not_found" if how == "removed" else "banned"), on_bob
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="several processes share events through Redis"
+)
+def test_a_removal_whose_kick_was_lost_still_ends_the_subscription(
+    servers, alice, bob, carol, community, general
+):
+    """The process where Alice removes Bob dies between the commit and the kick's publish, as
+    the fault tests kill one. The database is the record: Bob's process finds the removal in
+    its own check, ends his subscription, and Carol's next message does not reach him."""
+    first = LiveServer(
+        app="chat.tests.crash_app:application", RATE_LIMITS_ENABLED="0", CRASH_ACTION="kick"
+    ).start()
+    servers.append(first)
+    second = start(servers, CHAT_HEAD_INTERVAL="0.5")
+    alice_session, bob_session = session_key(alice), session_key(bob)
+    carol_session = session_key(carol)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        bob_ws = await open_socket(second, bob_session)
+        carol_ws = await open_socket(second, carol_session)
+        for ws in (bob_ws, carol_ws):
+            await subscribe(ws, general.id)
+        with contextlib.suppress(requests.ConnectionError):
+            await asyncio.to_thread(
+                remove_on_manage_page, first, alice_session, community.slug, bob.id
+            )
+        told = await frames_until(bob_ws, "unsubscribed")
+        await carol_ws.send(
+            json.dumps(
+                {
+                    "type": "message.send",
+                    "channel": general.id,
+                    "client_id": str(uuid.uuid4()),
+                    "body": "after the removal",
+                    "reply_to": None,
+                }
+            )
+        )
+        await frames_until(carol_ws, "message.new")
+        await bob_ws.send(json.dumps({"type": "ping"}))
+        after = await frames_until(bob_ws, "pong")
+        for ws in (bob_ws, carol_ws):
+            await ws.close()
+        return told, after
+
+    told, after = asyncio.run(scenario())
+    assert not first.alive(), "the removing process was to die before publishing the kick"
+    assert not ChannelMember.objects.filter(channel=general, user=bob).exists()
+    assert told[-1] == {"type": "unsubscribed", "channel": general.id, "reason": "removed"}
+    assert "message.new" not in [f["type"] for f in after], after
+    assert f"user {bob.id} may no longer see channel {general.id}" in second.output()
+    assert "Traceback" not in second.output(), second.output()
 
 
 def test_a_flood_of_frames_is_read_no_faster_than_it_is_handled(servers, bob):

@@ -1,7 +1,9 @@
-"""Check that this deployment can serve: database, migrations, channel layer, cache, settings.
+"""Check that this deployment can serve: database, migrations, channel layer, cache, messaging
+backend, attachment storage, OpenID Connect sign-in, settings.
 
 Every failing check prints what went wrong and what to do about it, in this deployment's terms
-(the address it tried, the variable to change).
+(the address it tried, the variable to change). The integrations check themselves
+(`chat.storage.check`, `accounts.oidc.check`) and say the fix with the `CheckFailed` they raise.
 """
 
 import asyncio
@@ -17,19 +19,22 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from accounts import oidc
+from chat import storage
 from chat.backends import KNOWN as KNOWN_BACKENDS
 from chat.backends import get_backend
 from chat.backends.chime import ChimeBackend
 from chat.chime_bridge import health, health_problem
 from chat.hub import channel_layer
 from hobbies.cache import cache
+from hobbies.errors import CheckFailed
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
     run: Callable[[], str]  # what was found; raises when the check fails
-    fix: Callable[[], str]  # what to do when it fails
+    fix: Callable[[], str]  # what to do when it fails (unless it raised `CheckFailed`)
     needs_database: bool = False
 
 
@@ -85,6 +90,14 @@ def _backend() -> str:
         )
         return f"chime: {backend.config.app_instance_arn} reachable, bridge user exists"
     return backend.name
+
+
+def _storage_fix() -> str:  # for a failure `storage.check` did not foresee
+    return "check STORAGE_BACKEND and the settings of its section in docs/configuration.md"
+
+
+def _oidc_fix() -> str:  # for a failure `oidc.check` did not foresee
+    return "check the OIDC_* settings (docs/authentication.md)"
 
 
 def _without_password(url: str) -> str:
@@ -145,11 +158,16 @@ CHECKS = [
     Check("channel layer", _channel_layer, _redis_fix("CHANNEL_LAYERS")),
     Check("cache", _cache, _redis_fix("CACHES")),
     Check("messaging backend", _backend, _backend_fix),
+    Check("storage", storage.check, _storage_fix),
+    Check("OIDC sign-in", oidc.check, _oidc_fix),
 ]
 
 
 class Command(BaseCommand):
-    help = "Check the database, migrations, channel layer, cache and production settings."
+    help = (
+        "Check the database, migrations, channel layer, cache, messaging backend, attachment "
+        "storage, OpenID Connect sign-in and production settings."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         failed: list[str] = []
@@ -163,7 +181,8 @@ class Command(BaseCommand):
                 failed.append(check.name)
                 problem = " ".join(str(exc).split())  # drivers' messages span several lines
                 self.stdout.write(self.style.ERROR(f"FAIL  {check.name}: {problem}"))
-                self.stdout.write(f"      fix: {check.fix()}")
+                fix = exc.fix if isinstance(exc, CheckFailed) else check.fix()
+                self.stdout.write(f"      fix: {fix}")
         for warning in self._warnings():
             self.stdout.write(self.style.WARNING(f"warn  {warning}"))
         if failed:
