@@ -22,6 +22,7 @@ from django.conf import settings
 from accounts.models import User
 from chat import hub as hub_module
 from chat import moderation_api
+from chat.backends.base import MessagePending
 from chat.dbthreads import db
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
@@ -340,8 +341,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client_id = frame.get("client_id")
         self.sending += 1
         try:
-            payload = await db(self._send)(frame)
-            self._reply({"type": "message.ack", "client_id": str(client_id), "message": payload})
+            try:
+                payload = await db(self._send)(frame)
+            except MessagePending as flow:
+                # Stored for its author only, until the channel flow decides (docs/chime.md).
+                self._reply(
+                    {
+                        "type": "message.ack",
+                        "client_id": str(client_id),
+                        "status": "pending",
+                        "held": flow.held,
+                        "detail": flow.detail,
+                        "message": None,
+                    }
+                )
+                return
+            self._reply(
+                {
+                    "type": "message.ack",
+                    "client_id": str(client_id),
+                    "status": "sent",
+                    "message": payload,
+                }
+            )
         finally:
             self.sending -= 1
             if not self.sending and self.own_held:

@@ -123,7 +123,7 @@ def channel_for_moderator(user: User, channel_id: int | None) -> Channel:
 def held_for_moderator(user: User, held_id: int | None) -> HeldMessage:
     held = (
         HeldMessage.objects.select_related("channel__community", "author")
-        .filter(id=held_id or 0)
+        .filter(id=held_id or 0, kind=HeldMessage.Kind.REVIEW)
         .first()
     )
     if (
@@ -167,7 +167,11 @@ def reported_messages(community: Community) -> list[dict[str, Any]]:
 
 def held_messages(community: Community) -> list[HeldMessage]:
     return list(
-        HeldMessage.objects.filter(channel__community=community, status=HeldMessage.Status.PENDING)
+        HeldMessage.objects.filter(
+            channel__community=community,
+            kind=HeldMessage.Kind.REVIEW,
+            status=HeldMessage.Status.PENDING,
+        )
         .select_related("channel", "author")
         .order_by("id")
     )
