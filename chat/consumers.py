@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,10 +29,10 @@ from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
 from chat.models import Channel
 from chat.outbox import Outbox
-from chat.payloads import author_payload
+from chat.payloads import author_payload, flow_status_payload, message_payload
 from chat.presence import presence_clear, presence_touch
 from chat.replay import Replay, Subscription, replay
-from chat.selectors import channel_for_member, message_for_member
+from chat.selectors import channel_for_member, held_for_author, message_for_member
 from chat.services import (
     message_delete,
     message_edit,
@@ -387,6 +388,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         return sent.payload
 
+    async def on_status(self, frame: dict[str, Any]) -> None:
+        """Where a channel flow is with one of this user's messages (`message.status`)."""
+        client_id = parse_uuid(frame.get("client_id"), "client_id")
+        self._reply(await db(self._status)(client_id))
+
+    def _status(self, client_id: uuid.UUID) -> dict[str, Any]:
+        held = held_for_author(self.user, client_id)
+        sent = None
+        if held.message_id is not None:
+            sent = message_payload(message_for_member(self.user, held.message_id))
+        return flow_status_payload(held, sent)
+
     async def on_edit(self, frame: dict[str, Any]) -> None:
         body = parse_text(frame.get("body"), "body")
         await db(self._on_message)(frame, message_edit, body=body)
@@ -446,6 +459,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "subscribe": on_subscribe,
         "unsubscribe": on_unsubscribe,
         "message.send": on_send,
+        "message.status": on_status,
         "message.edit": on_edit,
         "message.delete": on_delete,
         "reaction.add": on_reaction_add,

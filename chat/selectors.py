@@ -120,6 +120,17 @@ def channel_for_moderator(user: User, channel_id: int | None) -> Channel:
     return channel
 
 
+def held_for_author(user: User, client_id: uuid.UUID) -> HeldMessage:
+    """The user's own message that a channel flow holds or decided, by its `client_id`; else
+    `NotFound` (nobody but its author ever learns of one)."""
+    held = HeldMessage.objects.filter(
+        author_id=user.id, client_id=client_id, kind=HeldMessage.Kind.FLOW
+    ).first()
+    if held is None:
+        raise NotFound("No such message.")
+    return held
+
+
 def held_for_moderator(user: User, held_id: int | None) -> HeldMessage:
     held = (
         HeldMessage.objects.select_related("channel__community", "author")

@@ -30,7 +30,7 @@ from chat.models import (
     MessageRevision,
     Reaction,
 )
-from chat.payloads import attachment_payload, message_payload
+from chat.payloads import attachment_payload, flow_status_payload, message_payload
 from chat.rendering import mention_candidates, render_body
 from chat.selectors import mentionable_members
 from communities.models import AuditEntry, Community, Membership
@@ -538,14 +538,7 @@ def message_flow_resolve(*, held: HeldMessage, outcome: str, detail: str = "") -
         locked.status, locked.decided_at = status, timezone.now()
         locked.detail = "" if status == HeldMessage.Status.SENT else flow_reason(status, detail)
         locked.save(update_fields=["status", "decided_at", "detail", "message"])
-        told.update(
-            channel=locked.channel_id,
-            client_id=str(locked.client_id),
-            held=locked.id,
-            status=str(status),
-            detail=locked.detail,
-            message=payload,
-        )
+        told.update(flow_status_payload(locked, payload))
     return locked
 
 

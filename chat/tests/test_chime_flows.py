@@ -73,6 +73,8 @@ async def test_pending_then_sent_is_released_to_everyone(
     ack = await a.recv_type("message.ack")
     assert ack["status"] == "pending" and ack["message"] is None and ack["held"]
     assert ack["client_id"] == frame["client_id"]
+    await a.send({"type": "message.status", "client_id": frame["client_id"]})
+    assert (await a.recv_type("message.status"))["status"] == "pending"
     # Nobody else hears of it: no fan-out, no history, no replay, no position taken.
     assert await b.nothing(0.5)
     assert await db(history)(bob, general) == []
@@ -88,7 +90,12 @@ async def test_pending_then_sent_is_released_to_everyone(
     told = await a.recv_type("message.status", timeout=8)
     assert told["status"] == "sent" and told["client_id"] == frame["client_id"]
     assert told["message"]["id"] == pushed["id"]
+    # Then the message.new everyone gets (her page already placed the message: told first).
+    assert (await a.recv_type("message.new"))["message"]["id"] == pushed["id"]
     assert await db(history)(bob, general) == ["checked first"]
+    await a.send({"type": "message.status", "client_id": frame["client_id"]})
+    asked = await a.recv_type("message.status")
+    assert asked["status"] == "sent" and asked["message"]["id"] == pushed["id"]
     stored = await db(Message.objects.get)(id=pushed["id"])
     assert stored.external_id == await db(external_id)(ack["held"])
     held = await db(HeldMessage.objects.get)(id=ack["held"])
@@ -118,6 +125,12 @@ async def test_denied_and_failed_reach_the_author_only(
     assert await db(history)(bob, general) == []
     assert await db(history)(alice, general) == []
     assert await db(Message.objects.filter(channel=general).count)() == 0
+    # Her page may ask again (`message.status`); nobody else can ask about her messages.
+    await a.send({"type": "message.status", "client_id": ack["client_id"]})
+    again = await a.recv_type("message.status")
+    assert (again["status"], again["held"]) == ("failed", ack["held"])
+    await b.send({"type": "message.status", "client_id": ack["client_id"]})
+    assert (await b.recv_type("error"))["code"] == "not_found"
 
 
 def test_the_poll_learns_every_outcome_and_gives_up(flowing, settings, alice, general):
