@@ -284,7 +284,9 @@ def held_decide(*, held: HeldMessage, by: User, approve: bool) -> HeldMessage:
         raise Forbidden("Only moderators review held messages.")
     with transaction.atomic():
         locked = HeldMessage.objects.select_for_update().get(id=held.id)
-        if locked.kind != HeldMessage.Kind.REVIEW or locked.status != HeldMessage.Status.PENDING:
+        if locked.kind != HeldMessage.Kind.REVIEW:
+            raise Conflict("The messaging service's channel flow decides this message.")
+        if locked.status != HeldMessage.Status.PENDING:
             raise Conflict("This message was already reviewed.")
         status = HeldMessage.Status.APPROVED if approve else HeldMessage.Status.REJECTED
         if approve:
