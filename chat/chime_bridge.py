@@ -252,6 +252,9 @@ class Bridge:
         self.flow_due.pop(held.id, None)
         self.stats.flow_resolved += 1
         logger.info("chime bridge: flow message %s is %s", held.id, decided.status)
+        if outcome == "SENT" and decided.status == HeldMessage.Status.FAILED:
+            # Sent in Chime but refused here: other Chime clients must not keep it either.
+            self.backend.delete_message_id(held.channel_id, held.external_id)
 
     def poll_flows(self, *, force: bool = False) -> int:
         """Ask Chime where its channel flows are with our pending messages (as their authors),

@@ -32,7 +32,7 @@ from chat.models import (
 )
 from chat.payloads import attachment_payload, flow_status_payload, message_payload
 from chat.rendering import mention_candidates, render_body
-from chat.selectors import mentionable_members
+from chat.selectors import channel_for_member, mentionable_members
 from communities.models import AuditEntry, Community, Membership
 from communities.policy import can_moderate
 from communities.services import audit_record
@@ -517,11 +517,14 @@ def message_flow_resolve(*, held: HeldMessage, outcome: str, detail: str = "") -
         told: dict[str, Any] = {"type": "message.status"}
         events.broadcast_on_commit(events.user_key(locked.author_id), lambda: told)
         payload: dict[str, Any] | None = None
+        refused = ""
         if status == HeldMessage.Status.SENT:
             try:
                 with inbound(), transaction.atomic():
+                    # Posted as any send is: to a channel the author may still post in.
+                    channel = channel_for_member(locked.author, locked.channel_id)
                     sent = message_send(
-                        channel=locked.channel,
+                        channel=channel,
                         author=locked.author,
                         body=locked.body,
                         client_id=locked.client_id,
@@ -532,11 +535,14 @@ def message_flow_resolve(*, held: HeldMessage, outcome: str, detail: str = "") -
                     )
                 locked.message, payload = sent.message, sent.payload
             except DomainError as exc:
-                # Sent in Chime, but no longer possible here (the channel was archived, the
-                # author may no longer post there): the author hears why.
-                status, detail = HeldMessage.Status.FAILED, exc.detail
+                # Sent in Chime, but no longer possible here (the author left the channel, it
+                # was archived): the author hears why, and the bridge takes it out of Chime.
+                status, refused = HeldMessage.Status.FAILED, f"Not sent: {exc.detail}"
         locked.status, locked.decided_at = status, timezone.now()
-        locked.detail = "" if status == HeldMessage.Status.SENT else flow_reason(status, detail)
+        if status == HeldMessage.Status.SENT:
+            locked.detail = ""
+        else:
+            locked.detail = refused or flow_reason(status, detail)
         locked.save(update_fields=["status", "decided_at", "detail", "message"])
         told.update(flow_status_payload(locked, payload))
     return locked

@@ -17,7 +17,12 @@ from chat.chime_bridge import Bridge
 from chat.models import Channel, HeldMessage, Message
 from chat.moderation import held_decide
 from chat.screening import queue_counts
-from chat.services import message_send
+from chat.services import (
+    channel_create,
+    channel_member_add,
+    channel_member_remove,
+    message_send,
+)
 from chat.tests.test_chime_bridge import Running, wait_until
 from hobbies.errors import HeldForReview
 
@@ -241,3 +246,21 @@ def test_a_message_a_moderator_approves_can_then_wait_for_the_flow(
     assert list(Message.objects.filter(channel=general).values_list("body", flat=True)) == [
         "check this"
     ]
+
+
+def test_a_message_sent_after_its_author_left_is_not_posted(flowing, alice, bob, community):
+    secret = channel_create(community=community, name="secret", by=alice, kind="private")
+    channel_member_add(channel=secret, user=bob, by=alice)
+    cfg = ChimeConfig.from_settings()
+    flowing.pending_channels = {cfg.channel_arn(secret.pk)}
+    with pytest.raises(MessagePending) as pending:
+        message_send(channel=secret, author=bob, body="my last words", client_id=uuid.uuid4())
+    held = HeldMessage.objects.get(id=pending.value.held)
+    channel_member_remove(channel=secret, user=bob, by=alice)
+    flowing.resolve(held.external_id, "SENT")
+    Bridge().poll_flows(force=True)
+    held.refresh_from_db()
+    assert held.status == HeldMessage.Status.FAILED and held.detail.startswith("Not sent: ")
+    assert not Message.objects.filter(channel=secret).exists()
+    remote = flowing.channels[cfg.channel_arn(secret.pk)].messages
+    assert held.external_id not in [m["MessageId"] for m in remote if not m.get("_deleted")]
