@@ -166,11 +166,22 @@ class ReportAdmin(CommunityScopedAdmin):
 
 @admin.register(HeldMessage)
 class HeldMessageAdmin(CommunityScopedAdmin):
-    """Messages the word filter held for review: approve (sent now) or reject."""
+    """Messages held back: by the word filter for review (approve: sent now, or reject), or by
+    the messaging service's channel flow (its outcome decides them; the actions refuse them)."""
 
     community_path = "channel__community"
-    list_display = ["channel", "author", "body", "matched", "status", "created_at", "decided_by"]
-    list_filter = ["status", ("channel__community", ScopedRelatedFilter)]
+    list_display = [
+        "channel",
+        "author",
+        "body",
+        "kind",
+        "matched",
+        "status",
+        "detail",
+        "created_at",
+        "decided_by",
+    ]
+    list_filter = ["kind", "status", ("channel__community", ScopedRelatedFilter)]
     list_select_related = ["channel", "author", "decided_by"]
     actions = ["approve", "reject"]
 

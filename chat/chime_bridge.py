@@ -9,9 +9,18 @@ channels through the ordinary services, inside `chat.backends.inbound()` so noth
   message. Our own sends carry `"origin": "hobbies"` in their Metadata and are skipped; the rest
   are deduplicated by Chime message id (`Message.external_id`, and a client_id derived from it).
 - UPDATE / REDACT / DELETE_CHANNEL_MESSAGE: `message_edit` / `message_delete` by the author.
+- CREATE_CHANNEL_MESSAGE of one of ours that a channel flow held (PENDING): the flow sent it,
+  so it is released (`message_flow_resolve`).
 - DELETE_CHANNEL_MEMBERSHIP of a private channel: the member left it (`channel_member_remove`).
   Other membership and channel changes made outside the app are drift: logged and counted, and
   `chime_sync` puts Chime back in line with the database (the record).
+
+Channel flows: Chime tells a flow's DENIED or FAILED outcome only to the sender's sessions, and
+the bridge is not the sender, so it also asks: every pending flow message is polled with
+GetChannelMessageStatus as its author, first after `CHIME_FLOW_POLL_SECONDS`, then with the
+interval doubling up to `FLOW_POLL_MAX`; a message still pending `CHIME_FLOW_TIMEOUT_SECONDS`
+after it was sent is given up as FAILED (and deleted from Chime should its flow send it later).
+The pending messages are rows (`HeldMessage`), so a restarted bridge polls them again.
 
 Reconnects: close codes 1001, 1006, 1011 to 1014 and 4001 to 4999 except 4002, 4003 and 4401 are
 retried with full-jitter backoff (the Chime SDK's rule); each connection asks for the endpoint
@@ -33,7 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
@@ -42,8 +53,14 @@ from chat.backends import inbound
 from chat.backends.base import MessagingUnavailable
 from chat.backends.chime import ORIGIN, ChimeBackend, session_url
 from chat.chime_admin import pages
-from chat.models import Channel, ChannelMember, Message
-from chat.services import channel_member_remove, message_delete, message_edit, message_send
+from chat.models import Channel, ChannelMember, HeldMessage, Message
+from chat.services import (
+    channel_member_remove,
+    message_delete,
+    message_edit,
+    message_flow_resolve,
+    message_send,
+)
 from hobbies import metrics
 from hobbies.cache import cache
 from hobbies.errors import DomainError
@@ -58,6 +75,9 @@ FIRST_CATCH_UP = timedelta(hours=1)
 BACKOFF_MAX = 30.0
 SETTLE_SECONDS = 2.0
 CLIENT_ID_NAMESPACE = uuid.UUID("6f1d3b52-93a4-4a8e-9d8c-2d3c5c0b7a11")
+FLOW_POLL_MAX = 30.0
+FLOW_SCAN_SECONDS = 0.5  # how often the pending flow messages are looked at
+FLOW_BATCH = 100
 
 
 def retryable(code: int) -> bool:
@@ -90,6 +110,8 @@ class Stats:
     duplicates: int = 0
     drift: int = 0
     reconnects: int = 0
+    flow_polls: int = 0
+    flow_resolved: int = 0
     last_event: datetime | None = None
     lag: float | None = None
 
@@ -103,6 +125,9 @@ class Bridge:
         self.stop = threading.Event()
         self.ws: ClientConnection | None = None
         self.later: list[tuple[float, str, dict[str, Any]]] = []
+        # Pending flow messages: held id -> (when to ask next, the interval after that).
+        self.flow_due: dict[int, tuple[float, float]] = {}
+        self.flow_scan_at = 0.0
 
     # --- health and cursor ----------------------------------------------------------------
 
@@ -120,6 +145,8 @@ class Bridge:
                 "stored": self.stats.stored,
                 "reconnects": self.stats.reconnects,
                 "drift": self.stats.drift,
+                "flow_polls": self.stats.flow_polls,
+                "flow_resolved": self.stats.flow_resolved,
             },
             HEALTH_TTL,
         )
@@ -180,6 +207,8 @@ class Bridge:
             origin = None
         channel = self._channel(channel_arn)
         author_pk = self.config.user_pk(payload.get("Sender", {}).get("Arn", ""))
+        if origin == ORIGIN and channel is not None:
+            self.flow_sent(channel, message_id)
         if origin == ORIGIN or channel is None or payload.get("Redacted"):
             self.advance(created)
             return None
@@ -202,6 +231,80 @@ class Bridge:
         self.stats.stored += int(sent.created)
         self.advance(created)
         return sent.message
+
+    # --- channel flows --------------------------------------------------------------------
+
+    def flow_sent(self, channel: Channel, message_id: str) -> None:
+        """One of our messages reached the channel: if a channel flow held it, release it; if
+        we gave up on it meanwhile, take it back out of Chime."""
+        held = HeldMessage.objects.filter(
+            channel=channel, kind=HeldMessage.Kind.FLOW, external_id=message_id
+        ).first()
+        if held is None:
+            return
+        if held.status == HeldMessage.Status.PENDING:
+            self._flow_resolve(held, "SENT", "")
+        elif held.status == HeldMessage.Status.FAILED and held.message_id is None:
+            self.backend.delete_message_id(channel.pk, message_id)
+
+    def _flow_resolve(self, held: HeldMessage, outcome: str, detail: str) -> None:
+        decided = message_flow_resolve(held=held, outcome=outcome, detail=detail)
+        self.flow_due.pop(held.id, None)
+        self.stats.flow_resolved += 1
+        logger.info("chime bridge: flow message %s is %s", held.id, decided.status)
+        if outcome == "SENT" and decided.status == HeldMessage.Status.FAILED:
+            # Sent in Chime but refused here: other Chime clients must not keep it either.
+            self.backend.delete_message_id(held.channel_id, held.external_id)
+
+    def poll_flows(self, *, force: bool = False) -> int:
+        """Ask Chime where its channel flows are with our pending messages (as their authors),
+        each on its own backoff; give up on those pending past `CHIME_FLOW_TIMEOUT_SECONDS`.
+        Returns how many were asked. `force`: ask every pending one now."""
+        now = time.monotonic()
+        if not force and now < self.flow_scan_at:
+            return 0
+        self.flow_scan_at = now + FLOW_SCAN_SECONDS
+        close_old_connections()
+        pending = list(
+            HeldMessage.objects.filter(
+                kind=HeldMessage.Kind.FLOW, status=HeldMessage.Status.PENDING
+            ).order_by("id")[:FLOW_BATCH]
+        )
+        known = {held.id for held in pending}
+        self.flow_due = {k: v for k, v in self.flow_due.items() if k in known}
+        first = settings.CHIME_FLOW_POLL_SECONDS
+        give_up = timezone.now() - timedelta(seconds=settings.CHIME_FLOW_TIMEOUT_SECONDS)
+        asked = 0
+        for held in pending:
+            due_at, interval = self.flow_due.get(held.id, (now + first, first))
+            if not force and due_at > now:
+                self.flow_due[held.id] = (due_at, interval)
+                continue
+            self.flow_due[held.id] = (now + interval, min(interval * 2, FLOW_POLL_MAX))
+            asked += 1
+            try:
+                self._poll_one(held, timed_out=held.created_at < give_up)
+            except DomainError as exc:
+                logger.warning("chime bridge: flow status of %s: %s", held.id, exc.detail)
+            except Exception:
+                logger.exception("chime bridge: flow status of %s could not be applied", held.id)
+        self.stats.flow_polls += asked
+        return asked
+
+    def _poll_one(self, held: HeldMessage, *, timed_out: bool) -> None:
+        found = self.backend.message_status(
+            channel_id=held.channel_id, author_id=held.author_id, external_id=held.external_id
+        )
+        if found.status in ("SENT", "DENIED", "FAILED"):
+            with inbound():
+                self._flow_resolve(held, found.status, found.detail)
+        elif timed_out:
+            minutes = max(1, round(settings.CHIME_FLOW_TIMEOUT_SECONDS / 60))
+            with inbound():
+                self._flow_resolve(
+                    held, "FAILED", f"no answer from the checks in {minutes} min; send it again"
+                )
+            self.backend.delete_message_id(held.channel_id, held.external_id)
 
     def _known(self, payload: dict[str, Any]) -> Message | None:
         channel = self._channel(str(payload.get("ChannelArn", "")))
@@ -345,6 +448,7 @@ class Bridge:
                     while not self.stop.is_set():
                         if self.later:
                             self.settle()
+                        self.poll_flows()
                         try:
                             raw = ws.recv(timeout=0.5 if self.later else 1)
                         except TimeoutError:

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,15 +23,16 @@ from django.conf import settings
 from accounts.models import User
 from chat import hub as hub_module
 from chat import moderation_api
+from chat.backends.base import MessagePending
 from chat.dbthreads import db
 from chat.events import channel_key, community_key, user_key
 from chat.hub import encode, frame_event, hub
 from chat.models import Channel
 from chat.outbox import Outbox
-from chat.payloads import author_payload
+from chat.payloads import author_payload, flow_status_payload, message_payload
 from chat.presence import presence_clear, presence_touch
 from chat.replay import Replay, Subscription, replay
-from chat.selectors import channel_for_member, message_for_member
+from chat.selectors import channel_for_member, held_for_author, message_for_member
 from chat.services import (
     message_delete,
     message_edit,
@@ -340,8 +342,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client_id = frame.get("client_id")
         self.sending += 1
         try:
-            payload = await db(self._send)(frame)
-            self._reply({"type": "message.ack", "client_id": str(client_id), "message": payload})
+            try:
+                payload = await db(self._send)(frame)
+            except MessagePending as flow:
+                # Stored for its author only, until the channel flow decides (docs/chime.md).
+                self._reply(
+                    {
+                        "type": "message.ack",
+                        "client_id": str(client_id),
+                        "status": "pending",
+                        "held": flow.held,
+                        "detail": flow.detail,
+                        "message": None,
+                    }
+                )
+                return
+            self._reply(
+                {
+                    "type": "message.ack",
+                    "client_id": str(client_id),
+                    "status": "sent",
+                    "message": payload,
+                }
+            )
         finally:
             self.sending -= 1
             if not self.sending and self.own_held:
@@ -364,6 +387,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             attachments=attachments,
         )
         return sent.payload
+
+    async def on_status(self, frame: dict[str, Any]) -> None:
+        """Where a channel flow is with one of this user's messages (`message.status`)."""
+        client_id = parse_uuid(frame.get("client_id"), "client_id")
+        self._reply(await db(self._status)(client_id))
+
+    def _status(self, client_id: uuid.UUID) -> dict[str, Any]:
+        held = held_for_author(self.user, client_id)
+        sent = None
+        if held.message_id is not None:
+            sent = message_payload(message_for_member(self.user, held.message_id))
+        return flow_status_payload(held, sent)
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
         body = parse_text(frame.get("body"), "body")
@@ -424,6 +459,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "subscribe": on_subscribe,
         "unsubscribe": on_unsubscribe,
         "message.send": on_send,
+        "message.status": on_status,
         "message.edit": on_edit,
         "message.delete": on_delete,
         "reaction.add": on_reaction_add,

@@ -291,21 +291,38 @@ class Attachment(models.Model):
 
 
 class HeldMessage(models.Model):
-    """A message the word filter held for review. It becomes a Message (and takes the next
-    position in its channel) only when a moderator approves it."""
+    """A message held back from its channel. It becomes a Message (and takes the next position
+    in its channel) only when released; until then only its author knows of it.
+
+    Two reasons hold one (`kind`): the word filter (`review`: a moderator approves or rejects
+    it), or the messaging service's channel flow (`flow`: Chime answered the send PENDING; its
+    outcome, SENT, DENIED or FAILED, decides it, docs/chime.md)."""
+
+    class Kind(models.TextChoices):
+        REVIEW = "review", "Held for a moderator's review"
+        FLOW = "flow", "Held by the messaging service's channel flow"
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting for review"
+        PENDING = "pending", "Waiting"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
+        SENT = "sent", "Sent by the channel flow"
+        DENIED = "denied", "Denied by the channel flow"
+        FAILED = "failed", "Failed in the channel flow"
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="held")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     client_id = models.UUIDField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REVIEW)
     body = models.TextField()
     reply_to_id = models.BigIntegerField(null=True, blank=True)
+    # The author's confirmed uploads to attach when it is released (flow; ids as strings).
+    attachment_ids = models.JSONField(default=list, blank=True)
     matched = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # The messaging service's message id (flow), and why it was denied or failed.
+    external_id = models.CharField(max_length=128, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -320,11 +337,16 @@ class HeldMessage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["author", "client_id"], name="held_client_id_unique"),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "approved", "rejected"]),
+                condition=Q(kind="review", status__in=["pending", "approved", "rejected"])
+                | Q(kind="flow", status__in=["pending", "sent", "denied", "failed"]),
                 name="held_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["channel", "status"], name="held_channel_status")]
+        indexes = [
+            models.Index(fields=["channel", "status"], name="held_channel_status"),
+            # The bridge's poll of the messages a channel flow still holds.
+            models.Index(fields=["kind", "status"], name="held_kind_status"),
+        ]
 
     def __str__(self) -> str:
         return f"held from {self.author_id} in {self.channel_id}: {self.body[:40]}"

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat import events, policy, screening
 from chat.backends import get_backend
+from chat.backends.base import MessagePending
 from chat.models import Channel, HeldMessage, Message, Report
 from chat.services import _broadcast_message, message_send
 from communities.models import AuditEntry, Community
@@ -283,19 +284,28 @@ def held_decide(*, held: HeldMessage, by: User, approve: bool) -> HeldMessage:
         raise Forbidden("Only moderators review held messages.")
     with transaction.atomic():
         locked = HeldMessage.objects.select_for_update().get(id=held.id)
+        if locked.kind != HeldMessage.Kind.REVIEW:
+            raise Conflict("The messaging service's channel flow decides this message.")
         if locked.status != HeldMessage.Status.PENDING:
             raise Conflict("This message was already reviewed.")
+        status = HeldMessage.Status.APPROVED if approve else HeldMessage.Status.REJECTED
         if approve:
-            sent = message_send(
-                channel=channel,
-                author=held.author,
-                body=held.body,
-                client_id=held.client_id,
-                reply_to=held.reply_to_id,
-                screen=False,
-            )
-            locked.message = sent.message
-        locked.status = HeldMessage.Status.APPROVED if approve else HeldMessage.Status.REJECTED
+            try:
+                sent = message_send(
+                    channel=channel,
+                    author=held.author,
+                    body=held.body,
+                    client_id=held.client_id,
+                    reply_to=held.reply_to_id,
+                    screen=False,
+                )
+                locked.message = sent.message
+            except MessagePending:
+                # Approved here, now held by the messaging service's channel flow: the row is
+                # that flow's now (kind `flow`, pending), decided by its outcome.
+                locked.refresh_from_db()
+                status = HeldMessage.Status.PENDING
+        locked.status = status
         locked.decided_by, locked.decided_at = by, timezone.now()
         locked.save(update_fields=["status", "decided_by", "decided_at", "message"])
         audit_record(

@@ -42,7 +42,9 @@ def moderation_overview(user: Actor) -> Overview:
     since = timezone.now() - WEEK
     reports = _scoped(Report.objects.filter(resolved_at__isnull=True), "community", user)
     held = _scoped(
-        HeldMessage.objects.filter(status=HeldMessage.Status.PENDING), "channel__community", user
+        HeldMessage.objects.filter(kind=HeldMessage.Kind.REVIEW, status=HeldMessage.Status.PENDING),
+        "channel__community",
+        user,
     )
     actions = (
         _scoped(AuditEntry.objects.filter(created_at__gte=since), "community", user)

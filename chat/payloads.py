@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts.models import User
-from chat.models import Attachment, Message
+from chat.models import Attachment, HeldMessage, Message
 
 MESSAGE_PARTIAL = "chat/_message.html"
 EXCERPT_LENGTH = 140
@@ -114,4 +114,19 @@ def message_payload(
         "reply_to": reply_summary(message),
         "reactions": reactions,
         "attachments": attachments,
+    }
+
+
+def flow_status_payload(held: HeldMessage, message: dict[str, Any] | None) -> dict[str, Any]:
+    """`message.status`: where a channel flow is with one of the author's messages (pushed to
+    the author when it decides, and the answer when their page asks). `message` is the MESSAGE
+    object once it was sent."""
+    return {
+        "type": "message.status",
+        "channel": held.channel_id,
+        "client_id": str(held.client_id),
+        "held": held.id,
+        "status": str(held.status),
+        "detail": held.detail,
+        "message": message,
     }

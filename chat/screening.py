@@ -121,7 +121,9 @@ def queue_counts(community_id: int) -> dict[str, int]:
         messages=Count("message", distinct=True), reports=Count("id")
     )
     held = HeldMessage.objects.filter(
-        channel__community_id=community_id, status=HeldMessage.Status.PENDING
+        channel__community_id=community_id,
+        kind=HeldMessage.Kind.REVIEW,
+        status=HeldMessage.Status.PENDING,
     ).count()
     return {"reports": reports["reports"], "reported": reports["messages"], "held": held}
 

@@ -133,10 +133,21 @@ def channel_for_moderator(user: User, channel_id: int | None) -> Channel:
     return channel
 
 
+def held_for_author(user: User, client_id: uuid.UUID) -> HeldMessage:
+    """The user's own message that a channel flow holds or decided, by its `client_id`; else
+    `NotFound` (nobody but its author ever learns of one)."""
+    held = HeldMessage.objects.filter(
+        author_id=user.id, client_id=client_id, kind=HeldMessage.Kind.FLOW
+    ).first()
+    if held is None:
+        raise NotFound("No such message.")
+    return held
+
+
 def held_for_moderator(user: User, held_id: int | None) -> HeldMessage:
     held = (
         HeldMessage.objects.select_related("channel__community", "author")
-        .filter(id=held_id or 0)
+        .filter(id=held_id or 0, kind=HeldMessage.Kind.REVIEW)
         .first()
     )
     if (
@@ -180,7 +191,11 @@ def reported_messages(community: Community) -> list[dict[str, Any]]:
 
 def held_messages(community: Community) -> list[HeldMessage]:
     return list(
-        HeldMessage.objects.filter(channel__community=community, status=HeldMessage.Status.PENDING)
+        HeldMessage.objects.filter(
+            channel__community=community,
+            kind=HeldMessage.Kind.REVIEW,
+            status=HeldMessage.Status.PENDING,
+        )
         .select_related("channel", "author")
         .order_by("id")
     )

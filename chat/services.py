@@ -18,17 +18,26 @@ from django.utils.text import slugify
 from accounts.models import User
 from chat import events, policy, screening
 from chat.attachments import attachment_ids_check, attachments_claim
-from chat.backends import get_backend
+from chat.backends import get_backend, inbound
+from chat.backends.base import MessageDenied, MessagePending
 from chat.hub import encode
-from chat.models import Channel, ChannelMember, Mention, Message, MessageRevision, Reaction
-from chat.payloads import attachment_payload, message_payload
+from chat.models import (
+    Channel,
+    ChannelMember,
+    HeldMessage,
+    Mention,
+    Message,
+    MessageRevision,
+    Reaction,
+)
+from chat.payloads import attachment_payload, flow_status_payload, message_payload
 from chat.rendering import mention_candidates, render_body
-from chat.selectors import mentionable_members
+from chat.selectors import channel_for_member, mentionable_members
 from communities.models import AuditEntry, Community, Membership
 from communities.policy import can_moderate
 from communities.services import audit_record
 from hobbies import metrics, ratelimit
-from hobbies.errors import Conflict, Forbidden, Invalid, NotFound, TooLong
+from hobbies.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLong
 
 MAX_EMOJI_LENGTH = 16
 
@@ -326,7 +335,11 @@ def message_send(
     ids of the author's confirmed uploads; a message with attachments may have no text.
     `screen=False`: a held message a moderator approved (the word filter already ran).
     `external_id`: a message another client posted to the messaging service, stored by its
-    bridge (inside `chat.backends.inbound()`; no rate limits: it is already out there).
+    bridge (inside `chat.backends.inbound()`; no rate limits: it is already out there), or one
+    a channel flow held and now released (`message_flow_resolve`).
+
+    Raises `MessagePending` when the messaging service holds the message for a channel flow:
+    nothing is in the channel then, the author's `HeldMessage` (kind `flow`) is (docs/chime.md).
     """
     cid = client_id
     # The author as everyone will see them now (a socket's user object may be hours old), and
@@ -409,6 +422,20 @@ def message_send(
         if first is None:
             raise
         return Sent(first, False, message_payload(first))
+    except MessagePending as pending:
+        # Rolled back: no row, no position, no mentions, attachments unclaimed. Kept aside for
+        # its author until the channel flow decides.
+        held = _flow_hold(
+            pending,
+            channel=channel,
+            author=author,
+            text=text,
+            client_id=cid,
+            reply_to=reply_to,
+            attachments=attachment_ids,
+        )
+        pending.held_as(held.id)
+        raise
     # Committed and broadcast: the payload built for everyone. Inside an outer transaction the
     # broadcast waits for its commit, and the payload is built here.
     payload = built()
@@ -435,6 +462,112 @@ def _author_and_sent(author: User, client_id: uuid.UUID) -> tuple[User, tuple[in
         .get(pk=author.pk)
     )
     return row, (row.sent_id, row.sent_channel_id) if row.sent_id is not None else None
+
+
+def _flow_hold(
+    pending: MessagePending,
+    *,
+    channel: Channel,
+    author: User,
+    text: str,
+    client_id: uuid.UUID,
+    reply_to: int | None,
+    attachments: list[uuid.UUID],
+) -> HeldMessage:
+    """Keep a message a channel flow holds (`HeldMessage`, kind `flow`). A retry of the same
+    `client_id` finds it: still pending, it is pending again; decided, a denial is refused
+    again. A message the word filter held and a moderator approved becomes a flow's."""
+    with transaction.atomic():
+        held, created = HeldMessage.objects.select_for_update().get_or_create(
+            author=author,
+            client_id=client_id,
+            defaults={
+                "kind": HeldMessage.Kind.FLOW,
+                "channel": channel,
+                "body": text,
+                "reply_to_id": reply_to,
+                "attachment_ids": [str(a) for a in attachments],
+                "external_id": pending.external_id,
+            },
+        )
+        if created:
+            return held
+        if held.kind == HeldMessage.Kind.REVIEW:
+            held.kind, held.status = HeldMessage.Kind.FLOW, HeldMessage.Status.PENDING
+            held.external_id = pending.external_id
+            held.attachment_ids = [str(a) for a in attachments]
+            held.save(update_fields=["kind", "status", "external_id", "attachment_ids"])
+        elif held.status in (HeldMessage.Status.DENIED, HeldMessage.Status.FAILED):
+            raise MessageDenied(held.detail or "The messaging service refused this message.")
+    return held
+
+
+FLOW_OUTCOMES = {
+    "SENT": HeldMessage.Status.SENT,
+    "DENIED": HeldMessage.Status.DENIED,
+    "FAILED": HeldMessage.Status.FAILED,
+}
+
+
+def flow_reason(status: str, detail: str) -> str:
+    """What the author reads about a message the channel flow denied or that failed."""
+    if status == HeldMessage.Status.DENIED:
+        lead = "Not sent: this channel's checks refused the message"
+    else:
+        lead = "Not sent: this channel's checks failed on the message"
+    return f"{lead}: {detail}" if detail else f"{lead}."
+
+
+def message_flow_resolve(*, held: HeldMessage, outcome: str, detail: str = "") -> HeldMessage:
+    """Apply a channel flow's outcome (`SENT`, `DENIED` or `FAILED`) to a message it held.
+
+    SENT releases it: it becomes a Message with the next position and Chime's id, fanned out as
+    `message.new` like any message. DENIED and FAILED keep it out of the channel for good. The
+    author is told either way on their own sockets (`message.status`); nobody else ever hears
+    of it. Idempotent: an outcome for a message already decided changes nothing."""
+    status = FLOW_OUTCOMES[outcome]
+    with transaction.atomic():
+        locked = (
+            HeldMessage.objects.select_for_update()
+            .select_related("channel__community", "author")
+            .get(id=held.id)
+        )
+        if locked.kind != HeldMessage.Kind.FLOW or locked.status != HeldMessage.Status.PENDING:
+            return locked
+        # Registered first, so the author's page hears of the release before the `message.new`
+        # that everyone gets (their pending copy is replaced, not shown twice); filled in below.
+        told: dict[str, Any] = {"type": "message.status"}
+        events.broadcast_on_commit(events.user_key(locked.author_id), lambda: told)
+        payload: dict[str, Any] | None = None
+        refused = ""
+        if status == HeldMessage.Status.SENT:
+            try:
+                with inbound(), transaction.atomic():
+                    # Posted as any send is: to a channel the author may still post in.
+                    channel = channel_for_member(locked.author, locked.channel_id)
+                    sent = message_send(
+                        channel=channel,
+                        author=locked.author,
+                        body=locked.body,
+                        client_id=locked.client_id,
+                        reply_to=locked.reply_to_id,
+                        attachments=[uuid.UUID(a) for a in locked.attachment_ids],
+                        screen=False,
+                        external_id=locked.external_id,
+                    )
+                locked.message, payload = sent.message, sent.payload
+            except DomainError as exc:
+                # Sent in Chime, but no longer possible here (the author left the channel, it
+                # was archived): the author hears why, and the bridge takes it out of Chime.
+                status, refused = HeldMessage.Status.FAILED, f"Not sent: {exc.detail}"
+        locked.status, locked.decided_at = status, timezone.now()
+        if status == HeldMessage.Status.SENT:
+            locked.detail = ""
+        else:
+            locked.detail = refused or flow_reason(status, detail)
+        locked.save(update_fields=["status", "decided_at", "detail", "message"])
+        told.update(flow_status_payload(locked, payload))
+    return locked
 
 
 def _existing(author: User, client_id: uuid.UUID, channel: Channel) -> Message | None:

@@ -359,6 +359,10 @@ CHIME_SESSION_SCHEME = os.environ.get("CHIME_SESSION_SCHEME", "").strip() or "ws
 CHIME_RETRY_MODE = os.environ.get("CHIME_RETRY_MODE", "").strip() or "adaptive"
 CHIME_MAX_ATTEMPTS = env_int("CHIME_MAX_ATTEMPTS", 5)
 CHIME_TIMEOUT = env_float("CHIME_TIMEOUT", 5.0)
+# Channel flows: the bridge asks Chime about a PENDING message first after this many seconds
+# (then doubling, up to 30 s), and gives it up as FAILED this long after it was sent.
+CHIME_FLOW_POLL_SECONDS = env_float("CHIME_FLOW_POLL_SECONDS", 2.0)
+CHIME_FLOW_TIMEOUT_SECONDS = env_int("CHIME_FLOW_TIMEOUT_SECONDS", 300)
 CHAT_MESSAGE_MAX_LENGTH = env_int("CHAT_MESSAGE_MAX_LENGTH", 4000)
 CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
 CHAT_REPLAY_LIMIT = env_int("CHAT_REPLAY_LIMIT", 1000)

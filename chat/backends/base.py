@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from hobbies.errors import DomainError
+from hobbies.errors import DomainError, HeldForReview
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -23,6 +23,25 @@ class MessageDenied(DomainError):
 
     code = "message_denied"
     status = 422
+
+
+class MessagePending(HeldForReview):
+    """The messaging service holds the message while a channel flow processes it (Chime status
+    PENDING). Raised by the backend inside the send's transaction, so the message row and its
+    position are rolled back; `message_send` then keeps it as a `HeldMessage` (kind `flow`),
+    sets `held`, and raises this again for the caller to tell the author (docs/chime.md)."""
+
+    code = "message_pending"
+    status = 202
+
+    def __init__(self, detail: str, external_id: str) -> None:
+        super().__init__(detail, 0)
+        self.external_id = external_id
+        self.extra = {"status": "pending"}
+
+    def held_as(self, held: int) -> None:
+        self.held = held
+        self.extra = {"held": held, "status": "pending"}
 
 
 class MessagingBackend(Protocol):

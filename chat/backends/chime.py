@@ -41,7 +41,7 @@ from botocore.exceptions import (
 from django.conf import settings
 
 from accounts.models import User
-from chat.backends.base import MessageDenied, MessagingUnavailable
+from chat.backends.base import MessageDenied, MessagePending, MessagingUnavailable
 from chat.models import Channel, Message
 from chat.selectors import messages_page
 from communities.policy import can_moderate
@@ -204,6 +204,14 @@ def message_content(message: Message) -> str:
             "shorten it or split it."
         )
     return content
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A channel flow's answer about one message: PENDING, SENT, DENIED or FAILED, and why."""
+
+    status: str
+    detail: str
 
 
 class ChimeBackend:
@@ -403,7 +411,31 @@ class ChimeBackend:
             raise MessageDenied(
                 "The messaging service refused this message" + (f": {detail}" if detail else ".")
             )
+        if status == "PENDING":
+            # A channel flow is processing it: only its author may know of it until it is SENT.
+            raise MessagePending(
+                "Sent for checking: this channel checks messages before others see them.",
+                str(sent["MessageId"]),
+            )
         return str(sent["MessageId"])
+
+    def message_status(self, *, channel_id: int, author_id: int, external_id: str) -> Flow:
+        """Where a channel flow is with a message (`GetChannelMessageStatus`, asked as its
+        author: Chime answers only the sender). Not found means denied: Chime keeps no denied
+        message."""
+        try:
+            found = self._messaging(
+                "get_channel_message_status",
+                ChannelArn=self.config.channel_arn(channel_id),
+                MessageId=external_id,
+                ChimeBearer=self.config.user_arn(author_id),
+            )
+        except ClientError as exc:
+            if error_code(exc) != "NotFoundException":
+                raise
+            return Flow("DENIED", "")
+        status = found.get("Status") or {}
+        return Flow(str(status.get("Value") or "PENDING"), str(status.get("Detail") or ""))
 
     def edit_message(self, message: Message) -> None:
         if not message.external_id or message.is_deleted:
@@ -440,6 +472,15 @@ class ChimeBackend:
             "delete_channel_message",
             ChannelArn=self.config.channel_arn(message.channel_id),
             MessageId=message.external_id,
+            ChimeBearer=self._bridge(),
+        )
+
+    def delete_message_id(self, channel_id: int, external_id: str) -> None:
+        """Delete a Chime message we hold no row for (a channel flow's, given up on)."""
+        self._delete(
+            "delete_channel_message",
+            ChannelArn=self.config.channel_arn(channel_id),
+            MessageId=external_id,
             ChimeBearer=self._bridge(),
         )
 

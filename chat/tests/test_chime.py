@@ -109,7 +109,7 @@ async def test_two_users_chat_through_chime(chime, connect, alice, bob, general)
     frame = send_frame(general.id, "hello through Chime")
     await a.send(frame)
     ack = await a.recv_type("message.ack")
-    assert ack["client_id"] == frame["client_id"]
+    assert ack["client_id"] == frame["client_id"] and ack["status"] == "sent"
     assert (await b.recv_type("message.new"))["message"]["body"] == "hello through Chime"
     message = await db(Message.objects.get)(id=ack["message"]["id"])
     stored = next(

@@ -33,7 +33,9 @@ import { isOpen, send as sendOnSocket, sendFrame } from "./socket.js";
 
 const TYPING_SEND_MS = 3000;
 
-const pending = new Map(); // client_id -> {body, reply_to, node, state: "queued"|"sent"|"failed"}
+// client_id -> {body, reply_to, node, state: "queued"|"sent"|"posting"|"held"|"failed"}
+// ("held": stored, but a channel flow checks it before anyone else sees it; docs/chime.md)
+const pending = new Map();
 let lastTypingSent = 0;
 
 // --- Pending sends -------------------------------------------------------------------------
@@ -100,7 +102,10 @@ function transmit(clientId, entry) {
   api(`/api/channels/${channelId}/messages/`, {
     body: { body: entry.body, client_id: clientId, reply_to: entry.reply_to, attachments: entry.attachments },
   })
-    .then((data) => acknowledge(clientId, data.message))
+    .then((data) => {
+      if (data.error && data.error.code === "message_pending") holdPending(clientId, data.error.detail);
+      else acknowledge(clientId, data.message);
+    })
     .catch((error) => {
       if (!pending.has(clientId)) return;
       if (error.status && error.status < 500 && error.status !== 429) fail(clientId, error.message);
@@ -120,7 +125,66 @@ export function acknowledge(clientId, message) {
   }
 }
 
-function fail(clientId, detail) {
+// How soon the page asks again where a channel flow is with a held message (doubling).
+const STATUS_FIRST_MS = 3000;
+const STATUS_MAX_MS = 30000;
+
+// Ask the server where the flow is with a held message (the outcome is also pushed; asking
+// covers a push this page missed, e.g. while it reconnected).
+function askStatus(clientId, entry, delay) {
+  clearTimeout(entry.statusTimer);
+  entry.statusDelay = delay;
+  entry.statusTimer = setTimeout(() => {
+    if (pending.get(clientId) !== entry || entry.state !== "held") return;
+    if (isOpen()) sendOnSocket({ type: "message.status", client_id: clientId });
+    askStatus(clientId, entry, Math.min(delay * 2, STATUS_MAX_MS));
+  }, delay);
+}
+
+// The message is stored but a channel flow checks it first: only its author sees it, marked
+// pending, until `message.status` says it was sent (replaced by the message) or refused.
+export function holdPending(clientId, detail) {
+  const entry = pending.get(clientId);
+  if (!entry) return;
+  if (entry.state !== "held") askStatus(clientId, entry, STATUS_FIRST_MS);
+  entry.state = "held";
+  clearFailure(entry);
+  entry.node.classList.add("msg--held");
+  entry.node.dataset.status = "pending";
+  entry.node.setAttribute("aria-label", "Message waiting for the channel's checks");
+  if (!entry.node.querySelector(".msg__status")) {
+    entry.node.querySelector(".msg__main").append(
+      el("div", { class: "msg__status", role: "status", "data-testid": "flow-status", text: detail || "Pending: being checked before others see it." }),
+    );
+  }
+}
+
+// A channel flow decided a message this author sent (`message.status`).
+export function flowOutcome(frame) {
+  const entry = pending.get(frame.client_id);
+  if (entry) clearTimeout(entry.statusTimer);
+  if (frame.status === "pending") {
+    if (entry) askStatus(frame.client_id, entry, entry.statusDelay || STATUS_FIRST_MS);
+    return;
+  }
+  if (frame.status === "sent") {
+    acknowledge(frame.client_id, frame.message);
+    return;
+  }
+  if (!entry) {
+    toast(frame.detail || "A message you sent was not delivered.");
+    return;
+  }
+  const status = entry.node.querySelector(".msg__status");
+  if (status) status.remove();
+  entry.node.classList.remove("msg--held");
+  entry.node.classList.add("msg--denied");
+  entry.node.dataset.status = frame.status;
+  entry.node.setAttribute("aria-label", "Message not sent");
+  fail(frame.client_id, frame.detail, { retry: false });
+}
+
+function fail(clientId, detail, { retry = true } = {}) {
   const entry = pending.get(clientId);
   if (!entry) return;
   entry.state = "failed";
@@ -131,7 +195,7 @@ function fail(clientId, detail) {
       "div",
       { class: "msg__error", role: "alert" },
       el("span", { text: detail || "Not sent." }),
-      el("button", { type: "button", class: "linklike", text: "Retry", onclick: () => transmit(clientId, entry) }),
+      retry ? el("button", { type: "button", class: "linklike", text: "Retry", onclick: () => transmit(clientId, entry) }) : null,
       el("button", {
         type: "button",
         class: "linklike",
@@ -160,7 +224,10 @@ export function failPending(ref, detail) {
 
 // The socket (re)opened: send what is still waiting.
 export function resendPending() {
-  for (const [clientId, entry] of pending) if (entry.state !== "failed" && entry.state !== "posting") transmit(clientId, entry);
+  for (const [clientId, entry] of pending) {
+    if (entry.state === "held") sendOnSocket({ type: "message.status", client_id: clientId });
+    else if (entry.state !== "failed" && entry.state !== "posting") transmit(clientId, entry);
+  }
 }
 
 // The socket closed: what it had not acknowledged goes again on the next one.

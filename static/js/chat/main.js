@@ -7,7 +7,17 @@
 
 import { initActions } from "./actions.js";
 import { channelDeleted, channelUpdated } from "./channels.js";
-import { acknowledge, dropReplyTo, failPending, initComposer, readyComposer, requeueSent, resendPending } from "./composer.js";
+import {
+  acknowledge,
+  dropReplyTo,
+  failPending,
+  flowOutcome,
+  holdPending,
+  initComposer,
+  readyComposer,
+  requeueSent,
+  resendPending,
+} from "./composer.js";
 import {
   catchUp,
   initHistory,
@@ -94,8 +104,17 @@ function handle(frame) {
       }
       break;
     case "message.ack":
+      if (frame.status === "pending") {
+        holdPending(frame.client_id, frame.detail);
+        noteOwnSend();
+        break;
+      }
       acknowledge(frame.client_id, frame.message);
       noteOwnSend();
+      if (frame.message && frame.message.channel === channelId) noteSeq(frame.message.seq);
+      break;
+    case "message.status":
+      flowOutcome(frame);
       if (frame.message && frame.message.channel === channelId) noteSeq(frame.message.seq);
       break;
     case "subscribed":
@@ -148,7 +167,7 @@ function onError(frame) {
     setTimeout(() => refill(resumePoint()), (frame.retry_after || 5) * 1000);
     return;
   }
-  if (frame.ref === "typing" || frame.ref === "read" || frame.ref === "ping") return;
+  if (frame.ref === "typing" || frame.ref === "read" || frame.ref === "ping" || frame.ref === "message.status") return;
   if (frame.ref === "subscribe" && frame.code === "not_found") return;
   toast(frame.detail || "Something went wrong.");
 }
