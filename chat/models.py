@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 
 class ChannelQuerySet(models.QuerySet["Channel"]):
-    def visible_to(self, user: User) -> QuerySet[Channel]:
-        """Channels the user is a member of, in communities the user belongs to."""
+    def visible_to(self, user: User | int) -> QuerySet[Channel]:
+        """Channels the user (or the user with this id) is a member of, in communities the
+        user belongs to."""
         return self.filter(members__user=user, community__memberships__user=user)
 
 

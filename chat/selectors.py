@@ -21,8 +21,25 @@ from chat.models import (
 from communities.models import AuditEntry, Community
 from communities.policy import banned_by_channel, can_moderate, raise_banned
 from hobbies.errors import NotFound
+from hobbies.queries import Compiled
 
 MAX_MENTIONS = 25
+
+
+# Every send, subscribe and history page makes this read: its SQL is built once.
+_MEMBER_CHANNEL: Compiled[Channel] = Compiled(
+    lambda user_id, channel_id: (
+        Channel.objects.visible_to(user_id)
+        .select_related("community")
+        .annotate(
+            viewer_role=F("community__memberships__role"),
+            viewer_timeout_until=F("community__memberships__timeout_until"),
+        )
+        .filter(id=channel_id)
+    ),
+    int,
+    int,
+)
 
 
 def channel_for_member(user: User, channel_id: int | None) -> Channel:
@@ -37,16 +54,7 @@ def channel_for_member(user: User, channel_id: int | None) -> Channel:
     """
     if channel_id is None or not user.is_authenticated:
         raise NotFound("No such channel.")
-    channel = (
-        Channel.objects.visible_to(user)
-        .select_related("community")
-        .annotate(
-            viewer_role=F("community__memberships__role"),
-            viewer_timeout_until=F("community__memberships__timeout_until"),
-        )
-        .filter(id=channel_id)
-        .first()
-    )
+    channel = _MEMBER_CHANNEL.first(user.pk, channel_id)
     if channel is None:
         _refuse_banned(user, channel_id)
         raise NotFound("No such channel.")

@@ -38,6 +38,7 @@ from communities.policy import can_moderate
 from communities.services import audit_record
 from hobbies import metrics, ratelimit
 from hobbies.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLong
+from hobbies.queries import Compiled
 
 MAX_EMOJI_LENGTH = 16
 
@@ -452,16 +453,28 @@ def message_send(
 def _author_and_sent(author: User, client_id: uuid.UUID) -> tuple[User, tuple[int, int] | None]:
     """The author, read again with their profile, and the id and channel of the message they
     already sent with this client_id, if any."""
+    row: Any = _AUTHOR_AND_SENT.first(author.pk, client_id)
+    if row is None:
+        raise NotFound("No such user.")
+    return row, (row.sent_id, row.sent_channel_id) if row.sent_id is not None else None
+
+
+def _author_and_sent_query(user_id: int, client_id: uuid.UUID) -> QuerySet[User]:
     sent = Message.objects.filter(author=OuterRef("pk"), client_id=client_id)
-    row: Any = (
+    return (
         User.objects.select_related("profile")
         .annotate(
             sent_id=Subquery(sent.values("id")[:1]),
             sent_channel_id=Subquery(sent.values("channel_id")[:1]),
         )
-        .get(pk=author.pk)
+        .filter(pk=user_id)
     )
-    return row, (row.sent_id, row.sent_channel_id) if row.sent_id is not None else None
+
+
+# Every send makes this read: its SQL is built once.
+_AUTHOR_AND_SENT: Compiled[User] = Compiled(
+    _author_and_sent_query, int, Message._meta.get_field("client_id")
+)
 
 
 def _flow_hold(

@@ -3,7 +3,7 @@
 Reads every module of the project (tests and migrations aside) with `ast`, without importing it,
 and checks the layers, lowest first:
 
-    hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base, cache,
+    hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base, cache, queries,
       metrics, logs)
       → accounts → communities → chat → analytics
         → hobbies top (settings, urls, asgi, health): wires the apps together
@@ -27,6 +27,7 @@ EDGE = {
     "middleware",
     "admin_base",
     "cache",
+    "queries",
     "metrics",
     "logs",
 }

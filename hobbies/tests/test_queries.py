@@ -1,0 +1,93 @@
+"""Reads compiled once (`hobbies.queries.Compiled`) give what the ORM gives, value for value,
+on whichever database the suite runs on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import F, OuterRef, Subquery
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import User
+from chat.models import Channel, Message
+from chat.selectors import channel_for_member
+from chat.services import channel_create
+from communities.services import membership_timeout
+from conftest import say
+from hobbies.errors import NotFound
+from hobbies.queries import Compiled
+
+pytestmark = pytest.mark.django_db
+
+
+def member_channels(user_id: int, channel_id: int):  # type: ignore[no-untyped-def]
+    return (
+        Channel.objects.visible_to(user_id)
+        .select_related("community")
+        .annotate(
+            viewer_role=F("community__memberships__role"),
+            viewer_timeout_until=F("community__memberships__timeout_until"),
+        )
+        .filter(id=channel_id)
+    )
+
+
+def test_a_compiled_read_gives_what_the_orm_gives(alice, bob, community, general):
+    until = timezone.now() + timedelta(hours=1)
+    membership_timeout(community=community, user=bob, by=alice, until=until)
+    compiled = Compiled(member_channels, int, int)
+    for _ in range(2):  # the plan, then its reuse
+        got = compiled.first(bob.pk, general.id)
+        want = member_channels(bob.pk, general.id).first()
+        assert got is not None and want is not None
+        fields = [f.attname for f in Channel._meta.concrete_fields]
+        assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
+        assert got.community.blocked_words == want.community.blocked_words
+        assert got.community.created_at == want.community.created_at
+        # Annotations come back converted, as the ORM gives them (a datetime, not text).
+        assert isinstance(got.viewer_timeout_until, datetime)  # type: ignore[attr-defined]
+        assert (got.viewer_role, got.viewer_timeout_until) == (  # type: ignore[attr-defined]
+            want.viewer_role,  # type: ignore[attr-defined]
+            want.viewer_timeout_until,  # type: ignore[attr-defined]
+        )
+
+
+def test_each_call_reads_with_its_own_values(alice, bob, mallory, community, general):
+    """One plan, many users: nobody gets a row the ORM would not give them."""
+    private = channel_create(community=community, name="crew", by=alice, kind=Channel.Kind.PRIVATE)
+    compiled = Compiled(member_channels, int, int)
+    assert compiled.first(alice.pk, private.id) is not None
+    assert compiled.first(bob.pk, private.id) is None  # not invited
+    assert compiled.first(mallory.pk, general.id) is None  # not in the community
+    assert compiled.first(bob.pk, general.id).id == general.id  # type: ignore[union-attr]
+    with CaptureQueriesContext(connection) as queries:
+        compiled.first(alice.pk, general.id)
+    assert len(queries.captured_queries) == 1
+    assert "crew" not in queries.captured_queries[0]["sql"]
+
+
+def test_uuid_values_take_their_database_form(alice, general):
+    sent = say(general, alice, "hello")
+
+    def with_sent(user_id: int, client_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        found = Message.objects.filter(author=OuterRef("pk"), client_id=client_id)
+        return User.objects.annotate(sent_id=Subquery(found.values("id")[:1])).filter(pk=user_id)
+
+    compiled = Compiled(with_sent, int, Message._meta.get_field("client_id"))
+    assert compiled.first(alice.pk, sent.client_id).sent_id == sent.id  # type: ignore[union-attr]
+    assert compiled.first(alice.pk, uuid.uuid4()).sent_id is None  # type: ignore[union-attr]
+
+
+def test_a_value_that_does_not_reach_the_query_is_refused(alice):
+    compiled = Compiled(lambda user_id, ignored: User.objects.filter(pk=user_id), int, int)
+    with pytest.raises(ValueError, match=r"argument\(s\) \[1\]"):
+        compiled.first(alice.pk, 5)
+
+
+def test_the_channel_fetch_still_refuses_outsiders(mallory, general):
+    with pytest.raises(NotFound):
+        channel_for_member(mallory, general.id)
