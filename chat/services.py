@@ -378,7 +378,9 @@ def message_send(
         with transaction.atomic():
             # The row lock orders sends per channel: ids commit in increasing order and each
             # message takes the next position (`seq`), so positions have no gaps.
-            locked = Channel.objects.select_for_update().get(id=channel.id)
+            locked = _CHANNEL_LOCK.first(channel.id)
+            if locked is None:
+                raise NotFound("No such channel.")
             if slowed:
                 screening.slow_mode_check(channel=locked, author=author)
             message = Message.objects.create(
@@ -471,7 +473,10 @@ def _author_and_sent_query(user_id: int, client_id: uuid.UUID) -> QuerySet[User]
     )
 
 
-# Every send makes this read: its SQL is built once.
+# Every send makes these reads: their SQL is built once.
+_CHANNEL_LOCK: Compiled[Channel] = Compiled(
+    lambda channel_id: Channel.objects.select_for_update().filter(id=channel_id), int
+)
 _AUTHOR_AND_SENT: Compiled[User] = Compiled(
     _author_and_sent_query, int, Message._meta.get_field("client_id")
 )
