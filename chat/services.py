@@ -38,7 +38,7 @@ from communities.policy import can_moderate
 from communities.services import audit_record
 from hobbies import metrics, ratelimit
 from hobbies.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLong
-from hobbies.queries import Compiled
+from hobbies.queries import Compiled, CompiledUpdate
 
 MAX_EMOJI_LENGTH = 16
 
@@ -393,16 +393,14 @@ def message_send(
                 reply_to=parent,
             )
             locked.last_message_id, locked.last_seq = message.id, message.seq
-            locked.save(update_fields=["last_message_id", "last_seq"])
+            _CHANNEL_HEAD.run(message.id, message.seq, locked.id)
             channel.last_message_id, channel.last_seq = message.id, message.seq
             Mention.objects.bulk_create(
                 Mention(message=message, user_id=uid, channel=locked)
                 for uid in rendered.mentioned_ids
                 if uid != author.id
             )
-            ChannelMember.objects.filter(channel=locked, user=author).update(
-                last_read_id=message.id
-            )
+            _AUTHOR_READ.run(message.id, locked.id, author.id)
             claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
             # Inside the lock and the transaction: a refusal or an outage rolls the message
             # back (the author retries with the same client_id); docs/chime.md.
@@ -446,9 +444,7 @@ def message_send(
         return Sent(message, True, message_payload(_with_related(message.id)))
     # Stored as the message's rendering, so replays and history read it instead of rendering
     # it; only if nothing changed it since (a reaction may already have moved its version on).
-    Message.objects.filter(id=message.id, version=message.version).update(
-        payload_json=encode(payload), payload_version=message.version
-    )
+    _STORE_PAYLOAD.run(encode(payload), message.id, message.version)
     return Sent(message, True, payload)
 
 
@@ -479,6 +475,35 @@ _CHANNEL_LOCK: Compiled[Channel] = Compiled(
 )
 _AUTHOR_AND_SENT: Compiled[User] = Compiled(
     _author_and_sent_query, int, Message._meta.get_field("client_id")
+)
+# ... and these writes: the channel's head, the author's read marker, and the stored rendering
+# (only if nothing changed the message since: a reaction may already have moved its version on).
+_CHANNEL_HEAD = CompiledUpdate(
+    lambda message_id, seq, channel_id: (
+        Channel.objects.filter(id=channel_id),
+        {"last_message_id": message_id, "last_seq": seq},
+    ),
+    int,
+    int,
+    int,
+)
+_AUTHOR_READ = CompiledUpdate(
+    lambda message_id, channel_id, user_id: (
+        ChannelMember.objects.filter(channel_id=channel_id, user_id=user_id),
+        {"last_read_id": message_id},
+    ),
+    int,
+    int,
+    int,
+)
+_STORE_PAYLOAD = CompiledUpdate(
+    lambda payload_json, message_id, version: (
+        Message.objects.filter(id=message_id, version=version),
+        {"payload_json": payload_json, "payload_version": version},
+    ),
+    Message._meta.get_field("payload_json"),
+    int,
+    int,
 )
 
 

@@ -4,7 +4,8 @@ Django builds a query's SQL again on every call. For the short reads every send 
 costs more CPU than running them: on the embedded default, 300 sends spent 2.0 s compiling
 their `SELECT`s and 0.18 s executing every statement (docs/performance.md). `Compiled` builds a
 queryset once per database with stand-in values, keeps its SQL and what turns its rows into
-model instances, and runs that SQL again with the real values in their places.
+model instances, and runs that SQL again with the real values in their places;
+`CompiledUpdate` does the same for an `update()`.
 
 Only for querysets whose shape never depends on the values (the same filters, joins and
 annotations whatever they are): the stand-ins must each appear among the compiled parameters,
@@ -17,18 +18,46 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from django.db import connections
-from django.db.models import Field, Model, QuerySet
+from django.db.models import Field, Model, QuerySet, UUIDField
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import MULTI
 
 M = TypeVar("M", bound=Model)
 
-# One stand-in per argument position: values no real query passes.
-_INT_STAND_INS = (-7_355_608_001, -7_355_608_002, -7_355_608_003, -7_355_608_004)
+# One stand-in per argument position: in range for any integer field (an out-of-range value
+# would compile to an empty query), and distinct from every constant the queries hold.
+_INT_STAND_INS = (1_987_654_301, 1_987_654_302, 1_987_654_303, 1_987_654_304)
 _UUID_STAND_INS = tuple(uuid.UUID(int=(0xC0FFEE << 64) + n) for n in range(4))
+
+
+Kind: TypeAlias = "type[int] | Field[Any, Any]"
+
+
+def _stand_in(kind: Kind, position: int) -> Any:
+    if kind is int:
+        return _INT_STAND_INS[position]
+    if isinstance(kind, UUIDField):
+        return _UUID_STAND_INS[position]
+    return f"stand-in {position} {_UUID_STAND_INS[position]}"
+
+
+def _prepare(kind: Kind, value: Any, connection: Any) -> Any:
+    if isinstance(kind, Field):
+        return kind.get_db_prep_value(value, connection, prepared=False)
+    return int(value)
+
+
+def _slots(params: Any, stand_ins: list[Any]) -> tuple[int | None, ...]:
+    """Which argument goes in each parameter's place (None: a constant of the query)."""
+    slots = tuple(stand_ins.index(p) if p in stand_ins else None for p in params)
+    missing = set(range(len(stand_ins))) - {s for s in slots if s is not None}
+    if missing:
+        raise ValueError(f"argument(s) {sorted(missing)} do not reach the compiled query")
+    return slots
 
 
 @dataclass(frozen=True)
@@ -55,7 +84,7 @@ class Compiled(Generic[M]):
     value takes (for example a `UUIDField`, which SQLite stores as text).
     """
 
-    def __init__(self, build: Callable[..., QuerySet[M]], *kinds: type[int] | Field[Any, Any]):
+    def __init__(self, build: Callable[..., QuerySet[M]], *kinds: Kind):
         self.build = build
         self.kinds = kinds
         self._plans: dict[str, _Plan] = {}
@@ -70,7 +99,7 @@ class Compiled(Generic[M]):
         plan = self._plan()
         connection = connections[self._alias]
         prepared = [
-            self._prepare(kind, value, connection)
+            _prepare(kind, value, connection)
             for kind, value in zip(self.kinds, values, strict=True)
         ]
         params = [
@@ -93,12 +122,6 @@ class Compiled(Generic[M]):
                 setattr(obj, name, row[position])
             return obj  # type: ignore[no-any-return]
         return None
-
-    @staticmethod
-    def _prepare(kind: type[int] | Field[Any, Any], value: Any, connection: Any) -> Any:
-        if isinstance(kind, Field):
-            return kind.get_db_prep_value(value, connection, prepared=False)
-        return int(value)
 
     def _stand_in(self, position: int) -> Any:
         return (
@@ -123,12 +146,9 @@ class Compiled(Generic[M]):
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         stand_ins = [
-            self._prepare(kind, self._stand_in(i), connection) for i, kind in enumerate(self.kinds)
+            _prepare(kind, self._stand_in(i), connection) for i, kind in enumerate(self.kinds)
         ]
-        slots = tuple(stand_ins.index(p) if p in stand_ins else None for p in params)
-        missing = set(range(len(stand_ins))) - {s for s in slots if s is not None}
-        if missing:
-            raise ValueError(f"argument(s) {sorted(missing)} do not reach the compiled query")
+        slots = _slots(params, stand_ins)
         select_fields = compiler.klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
         return _Plan(
@@ -146,3 +166,53 @@ class Compiled(Generic[M]):
             fields_end=end,
             populators=get_related_populators(compiler.klass_info, compiler.select, queryset.db),
         )
+
+
+class CompiledUpdate:
+    """`build(*values)` returns a queryset and the changes to make to its rows (as for
+    `QuerySet.update`), compiled once per database; `run(*values)` makes them and returns how
+    many rows changed. Like `update()`, it sends no signals."""
+
+    def __init__(self, build: Callable[..., tuple[QuerySet[Any], dict[str, Any]]], *kinds: Kind):
+        self.build = build
+        self.kinds = kinds
+        self._plans: dict[str, tuple[str, tuple[Any, ...], tuple[int | None, ...]]] = {}
+        self._alias = ""
+        self._lock = threading.Lock()
+
+    def run(self, *values: Any) -> int:
+        if len(values) != len(self.kinds):
+            raise TypeError(f"expected {len(self.kinds)} values, got {len(values)}")
+        sql, constants, slots = self._plan()
+        connection = connections[self._alias]
+        prepared = [
+            _prepare(kind, value, connection)
+            for kind, value in zip(self.kinds, values, strict=True)
+        ]
+        params = [constants[i] if slot is None else prepared[slot] for i, slot in enumerate(slots)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
+
+    def _plan(self) -> tuple[str, tuple[Any, ...], tuple[int | None, ...]]:
+        plan = self._plans.get(self._alias) if self._alias else None
+        if plan is not None:
+            return plan
+        with self._lock:
+            queryset, changes = self.build(*[_stand_in(k, i) for i, k in enumerate(self.kinds)])
+            self._alias = queryset.db
+            plan = self._plans.get(queryset.db)
+            if plan is None:
+                query: Any = queryset.query.chain(UpdateQuery)
+                query.add_update_values(changes)
+                query.annotations = {}
+                compiler = query.get_compiler(using=queryset.db)
+                sql, params = compiler.as_sql()
+                if compiler.query.related_updates or not sql:
+                    raise ValueError("only an update of one table's rows can be compiled")
+                connection = connections[queryset.db]
+                stand_ins = [
+                    _prepare(k, _stand_in(k, i), connection) for i, k in enumerate(self.kinds)
+                ]
+                plan = self._plans[queryset.db] = (sql, tuple(params), _slots(params, stand_ins))
+        return plan

@@ -19,7 +19,7 @@ from chat.services import channel_create
 from communities.services import membership_timeout
 from conftest import say
 from hobbies.errors import NotFound
-from hobbies.queries import Compiled
+from hobbies.queries import Compiled, CompiledUpdate
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +91,23 @@ def test_a_value_that_does_not_reach_the_query_is_refused(alice):
 def test_the_channel_fetch_still_refuses_outsiders(mallory, general):
     with pytest.raises(NotFound):
         channel_for_member(mallory, general.id)
+
+
+def test_a_compiled_update_changes_only_the_rows_its_values_select(alice, bob, general):
+    first, second = say(general, alice, "one"), say(general, bob, "two")
+    store = CompiledUpdate(
+        lambda text, message_id, version: (
+            Message.objects.filter(id=message_id, version=version),
+            {"payload_json": text, "payload_version": version},
+        ),
+        Message._meta.get_field("payload_json"),
+        int,
+        int,
+    )
+    assert store.run('{"a": 1}', first.id, first.version) == 1
+    # A version that moved on: nothing changes (the stored rendering would be stale).
+    assert store.run('{"b": 2}', second.id, second.version + 1) == 0
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.payload_json, first.payload_version) == ('{"a": 1}', first.version)
+    assert second.payload_json != '{"b": 2}'
