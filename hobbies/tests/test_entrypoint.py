@@ -25,7 +25,7 @@ import psycopg
 import pytest
 import redis
 from django.conf import settings
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from chat.tests.live import CspWatch
 
@@ -350,6 +350,7 @@ def test_two_browsers_chat_through_the_image_entrypoint(
         log.seek(0)
         return log.read().decode(errors="replace")
 
+    contexts: list[BrowserContext] = []
     try:
         deadline = time.monotonic() + 120
         check = None
@@ -389,6 +390,7 @@ def test_two_browsers_chat_through_the_image_entrypoint(
                 base_url=origin,
                 extra_http_headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": address},
             )
+            contexts.append(context)
             context.set_default_timeout(15_000)
             context.on(
                 "response",
@@ -449,6 +451,8 @@ def test_two_browsers_chat_through_the_image_entrypoint(
         assert list(client.scan_iter(match=f"{prefix}*", count=1000))
         client.close()
     finally:
+        for context in contexts:
+            context.close()
         stop(process)
         server_output = output()
         log.close()
