@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -127,6 +128,20 @@ def test_manifest_static_files_are_hashed_compressed_and_used_by_pages(tmp_path)
     hashed = sorted(static.rglob("*.css"))
     assert any(p.name.count(".") >= 2 for p in hashed)
     assert any(static.rglob("*.css.gz"))
+    # The chat's hashed modules import each other under their hashed names too, never a plain
+    # one that browsers would cache apart from the module importing it.
+    manifest = json.loads((static / "staticfiles.json").read_text())["paths"]
+    modules = [static / hashed for name, hashed in manifest.items() if name.startswith("js/chat/")]
+    imports = [
+        (module, spec)
+        for module in modules
+        for spec in re.findall(r"""from\s*["'](\.[^"']+)["']""", module.read_text())
+    ]
+    assert imports
+    for module, spec in imports:
+        target = (module.parent / spec).resolve()
+        assert target.exists(), (module.name, spec)
+        assert re.search(r"\.[0-9a-f]{12}\.js$", spec), (module.name, spec)
     login = run(
         tmp_path,
         [
