@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from accounts.models import User
 from chat.backends.chime import (
     CHANNEL_ID_PREFIX,
+    ChannelBan,
     ChimeApi,
     ChimeBackend,
     ChimeConfig,
@@ -26,7 +27,8 @@ from chat.backends.chime import (
 )
 from chat.models import Channel, ChannelMember
 from communities.models import Ban, Membership
-from communities.policy import active_ban
+from communities.policy import active_ban, is_moderator_role, is_site_moderator, role_of
+from communities.services import membership_ban_external
 
 MODERATING_ROLES = (Membership.Role.MODERATOR, Membership.Role.OWNER)
 
@@ -57,6 +59,38 @@ def pages(call: Callable[..., dict[str, Any]], key: str, **params: Any) -> Itera
         token = page.get("NextToken")
         if not token:
             return
+
+
+# --- bans made in Chime --------------------------------------------------------------------
+
+
+def made_in_chime(ban: ChannelBan, config: ChimeConfig) -> bool:
+    """Our own channel bans (the mirror of a community ban) are made by the bridge user; any
+    other author is a moderator using another Chime client."""
+    return ban.by_arn != config.bridge_user_arn
+
+
+def importable(user: User, channel: Channel) -> bool:
+    """Whether a Chime ban can become a community ban here: `membership_ban_external` takes
+    plain members and non-members only."""
+    return (
+        user.is_active
+        and not is_site_moderator(user)
+        and not is_moderator_role(role_of(user, channel.community))
+    )
+
+
+def ban_reason(channel: Channel, ban: ChannelBan) -> str:
+    who = (ban.by_name or ban.by_arn.rsplit("/", 1)[-1] or "someone")[:100]
+    return f"Channel ban made in Chime on #{channel.name} by {who}"
+
+
+def import_ban(channel: Channel, user: User, ban: ChannelBan) -> Ban:
+    """A ban made in Chime becomes the community's ban (which then bans, in Chime, on every
+    channel of the community, and removes the user from them)."""
+    return membership_ban_external(
+        community=channel.community, user=user, reason=ban_reason(channel, ban)
+    )
 
 
 # --- chime_setup ---------------------------------------------------------------------------
@@ -163,6 +197,10 @@ def chime_setup(
 def chime_sync(*, backend: ChimeBackend, dry_run: bool = False) -> Report:
     """Make Chime match our database: users, channels, memberships, moderators and bans.
 
+    One way round: a channel ban made in Chime by someone other than the bridge user (a
+    moderator on another Chime client) that we do not have becomes a community ban here, as
+    the bridge does when it sees one live (unless it would reach a moderator, an owner or site
+    staff: then it is lifted). Our own leftover bans are lifted.
     Extra AppInstanceUsers of ours (a user deleted here) and Chime channels with our prefix
     but no channel here are reported, not deleted: deleting in Chime cannot be undone.
     """
@@ -210,6 +248,36 @@ def chime_sync(*, backend: ChimeBackend, dry_run: bool = False) -> Report:
     for arn in sorted(remote_channels - {config.channel_arn(c.pk) for c in channels}):
         if f"/channel/{CHANNEL_ID_PREFIX}" in arn:
             report.saw(f"drift: Chime channel {arn} has no channel here (left as is)")
+
+    # Bans made in Chime (by another client's moderator) that we do not have: imported as
+    # community bans, as the bridge does live; first, so that what follows compares with them.
+    would_import: set[tuple[int, str]] = set()
+    for channel in channels:
+        arn = config.channel_arn(channel.pk)
+        if arn not in remote_channels:
+            continue
+        for item in list_of("list_channel_bans", "ChannelBans", ChannelArn=arn, ChimeBearer=bridge):
+            member = item["Member"]["Arn"]
+            banned = ours.get(member)
+            key = (channel.community_id, member)
+            if banned is None or key in would_import or active_ban(banned, channel.community):
+                continue
+            in_chime = backend.channel_ban(channel.pk, banned.pk)
+            if (
+                in_chime is None
+                or not made_in_chime(in_chime, config)
+                or not importable(banned, channel)
+            ):
+                continue  # a leftover of ours, or beyond what a Chime ban may reach: lifted below
+            would_import.add(key)
+            report.did(
+                f"#{channel.name} ({channel.pk}, {channel.community.slug}): import the Chime "
+                f"ban of {banned.get_username()} as a community ban "
+                f"({ban_reason(channel, in_chime)})",
+                partial(import_ban, channel, banned, in_chime),
+            )
+    skip = would_import if dry_run else set()
+
     members_of: dict[int, set[int]] = {}
     for channel_id, user_id in ChannelMember.objects.values_list("channel_id", "user_id"):
         members_of.setdefault(channel_id, set()).add(user_id)
@@ -263,6 +331,20 @@ def chime_sync(*, backend: ChimeBackend, dry_run: bool = False) -> Report:
             & moderators_of.get(channel.community_id, set())
         }
         wanted_bans = {config.user_arn(u) for u in banned_in.get(channel.community_id, set())}
+        # Lifts first: Chime refuses to add a member back while they are banned.
+        for member in sorted(remote_bans - wanted_bans):
+            if (channel.community_id, member) in skip:
+                continue
+            report.did(
+                f"{label}: lift ban of {member.rsplit('/', 1)[-1]}",
+                partial(
+                    backend._delete,
+                    "delete_channel_ban",
+                    ChannelArn=arn,
+                    MemberArn=member,
+                    ChimeBearer=bridge,
+                ),
+            )
         for role, wanted, remote, add, operation, arn_field in (
             (
                 "member",
@@ -283,7 +365,7 @@ def chime_sync(*, backend: ChimeBackend, dry_run: bool = False) -> Report:
         ):
             for member in sorted(wanted - remote):
                 found = ours.get(member)
-                if found is not None:
+                if found is not None and (channel.community_id, member) not in skip:
                     report.did(
                         f"{label}: add {role} {found.get_username()}",
                         partial(add, channel, found),
@@ -300,23 +382,14 @@ def chime_sync(*, backend: ChimeBackend, dry_run: bool = False) -> Report:
                     ),
                 )
         for member in sorted(wanted_bans - remote_bans):
+            if (channel.community_id, member) in skip:
+                continue
             report.did(
                 f"{label}: ban {member.rsplit('/', 1)[-1]}",
                 partial(
                     api.call,
                     messaging,
                     "create_channel_ban",
-                    ChannelArn=arn,
-                    MemberArn=member,
-                    ChimeBearer=bridge,
-                ),
-            )
-        for member in sorted(remote_bans - wanted_bans):
-            report.did(
-                f"{label}: lift ban of {member.rsplit('/', 1)[-1]}",
-                partial(
-                    backend._delete,
-                    "delete_channel_ban",
                     ChannelArn=arn,
                     MemberArn=member,
                     ChimeBearer=bridge,

@@ -11,8 +11,12 @@ channels through the ordinary services, inside `chat.backends.inbound()` so noth
 - UPDATE / REDACT / DELETE_CHANNEL_MESSAGE: `message_edit` / `message_delete` by the author.
 - CREATE_CHANNEL_MESSAGE of one of ours that a channel flow held (PENDING): the flow sent it,
   so it is released (`message_flow_resolve`).
-- DELETE_CHANNEL_MEMBERSHIP of a private channel: the member left it (`channel_member_remove`).
-  Other membership and channel changes made outside the app are drift: logged and counted, and
+- DELETE_CHANNEL_MEMBERSHIP of one of our members: Chime sends no ban event, only the removal
+  a ban makes, so the bridge asks DescribeChannelBan. A ban made by someone other than the
+  bridge user (a moderator on another Chime client) becomes the community's ban
+  (`membership_ban_external`, no app actor), which mirrors to the other channels as any ban;
+  otherwise, in a private channel, the member left it (`channel_member_remove`). Other
+  membership and channel changes made outside the app are drift: logged and counted, and
   `chime_sync` puts Chime back in line with the database (the record).
 
 Channel flows: Chime tells a flow's DENIED or FAILED outcome only to the sender's sessions, and
@@ -51,8 +55,8 @@ from websockets.sync.client import ClientConnection, connect
 from accounts.models import User
 from chat.backends import inbound
 from chat.backends.base import MessagingUnavailable
-from chat.backends.chime import ORIGIN, ChimeBackend, session_url
-from chat.chime_admin import pages
+from chat.backends.chime import ORIGIN, ChannelBan, ChimeBackend, session_url
+from chat.chime_admin import import_ban, importable, made_in_chime, pages
 from chat.models import Channel, ChannelMember, HeldMessage, Message
 from chat.services import (
     channel_member_remove,
@@ -112,6 +116,7 @@ class Stats:
     reconnects: int = 0
     flow_polls: int = 0
     flow_resolved: int = 0
+    bans_imported: int = 0
     last_event: datetime | None = None
     lag: float | None = None
 
@@ -147,6 +152,7 @@ class Bridge:
                 "drift": self.stats.drift,
                 "flow_polls": self.stats.flow_polls,
                 "flow_resolved": self.stats.flow_resolved,
+                "bans_imported": self.stats.bans_imported,
             },
             HEALTH_TTL,
         )
@@ -344,11 +350,36 @@ class Bridge:
         )
         found = member.first()
         if found is None:
-            return  # our own removal, mirrored back
-        if channel.kind == Channel.Kind.PRIVATE:
-            channel_member_remove(channel=channel, user=found.user, by=found.user)
-        else:
-            self.drift("DELETE_CHANNEL_MEMBERSHIP of an open channel", payload)
+            return  # our own removal (or the mirror of our own ban), back from Chime
+        # Chime sends no event for a ban: the removal it makes is all we hear. Ask.
+        ban = self.backend.channel_ban(channel.pk, user_pk)
+        if ban is not None and made_in_chime(ban, self.config):
+            self.banned_in_chime(channel, found.user, ban, payload)
+            return
+        with inbound():
+            if channel.kind == Channel.Kind.PRIVATE:
+                channel_member_remove(channel=channel, user=found.user, by=found.user)
+            else:
+                self.drift("DELETE_CHANNEL_MEMBERSHIP of an open channel", payload)
+
+    def banned_in_chime(
+        self, channel: Channel, user: User, ban: ChannelBan, payload: dict[str, Any]
+    ) -> None:
+        """A moderator on another Chime client banned one of our members: it becomes the
+        community's ban, through the ban service and *not* inbound, so, as for any ban here,
+        the user's sockets are told, they leave every channel of the community, and the other
+        channels get their Chime ban (the bridge user's: never imported back)."""
+        if not importable(user, channel):
+            self.drift("a Chime ban of a moderator, an owner or site staff", payload)
+            return
+        import_ban(channel, user, ban)
+        self.stats.bans_imported += 1
+        logger.info(
+            "chime bridge: user %s banned in Chime on channel %s: banned from community %s",
+            user.pk,
+            channel.pk,
+            channel.community_id,
+        )
 
     def settle(self, *, force: bool = False) -> None:
         """Apply the membership events whose settling time has come."""
@@ -358,11 +389,11 @@ class Bridge:
         for _, kind, payload in due:
             close_old_connections()
             try:
-                with inbound():
-                    if kind == "CREATE_CHANNEL_MEMBERSHIP":
+                if kind == "CREATE_CHANNEL_MEMBERSHIP":
+                    with inbound():
                         self.member_added(payload)
-                    else:
-                        self.member_left(payload)
+                else:
+                    self.member_left(payload)  # inbound, unless it was a ban (see there)
             except DomainError as exc:
                 logger.warning("chime bridge: %s refused here: %s", kind, exc.detail)
             except Exception:

@@ -513,6 +513,30 @@ def membership_ban(
     at once, their sockets stop receiving the community's events, and they cannot rejoin, ask
     to join or use an invite while the ban lasts."""
     _check_may_act_on(by, community, user, "ban")
+    return _ban(community=community, user=user, by=by, until=until, reason=reason)
+
+
+def membership_ban_external(*, community: Community, user: User, reason: str) -> Ban:
+    """A ban made outside the app, by a moderator of the messaging service our chat is mirrored
+    to (a channel ban in Chime): the same ban as `membership_ban`, without an end, with no app
+    user as its author (the moderation log shows "system"). No moderator of ours stands
+    behind it, so it reaches plain members and non-members only: never a moderator, an owner
+    or site staff (Forbidden). A user already banned here keeps that ban (returned as is)."""
+    current = policy.active_ban(user, community)
+    if current is not None:
+        return current
+    if (
+        not user.is_active
+        or policy.is_site_moderator(user)
+        or policy.is_moderator_role(policy.role_of(user, community))
+    ):
+        raise Forbidden("A ban made outside the app cannot reach a moderator or an owner.")
+    return _ban(community=community, user=user, by=None, until=None, reason=reason)
+
+
+def _ban(
+    *, community: Community, user: User, by: User | None, until: datetime | None, reason: str
+) -> Ban:
     reason = _clean_reason(reason)
     if until is not None and until <= timezone.now():
         raise Invalid("A ban ends in the future.")

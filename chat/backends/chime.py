@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -57,6 +58,15 @@ ORIGIN = "hobbies"
 THROTTLED = {"ThrottledClientException", "ThrottlingException"}
 UNAVAILABLE = {"ServiceUnavailableException", "ServiceFailureException"}
 EXISTS = {"ConflictException"}
+
+
+@dataclass(frozen=True)
+class ChannelBan:
+    """A Chime channel ban: when, and by whom (an AppInstanceUser, perhaps not one of ours)."""
+
+    created: datetime | None
+    by_arn: str
+    by_name: str
 
 
 @dataclass(frozen=True)
@@ -367,6 +377,27 @@ class ChimeBackend:
             ChannelArn=self.config.channel_arn(channel.pk),
             MemberArn=self.config.user_arn(user.pk),
             ChimeBearer=self._bridge(),
+        )
+
+    def channel_ban(self, channel_id: int, user_id: int) -> ChannelBan | None:
+        """The Chime channel ban of the user in the channel, as the bridge user sees it (None:
+        not banned there). Chime sends no event for a ban, only the removal it makes."""
+        try:
+            found = self._messaging(
+                "describe_channel_ban",
+                ChannelArn=self.config.channel_arn(channel_id),
+                MemberArn=self.config.user_arn(user_id),
+                ChimeBearer=self._bridge(),
+            )["ChannelBan"]
+        except ClientError as exc:
+            if error_code(exc) != "NotFoundException":
+                raise
+            return None
+        created = found.get("CreatedTimestamp")
+        return ChannelBan(
+            created=created if isinstance(created, datetime) else None,
+            by_arn=str(found.get("CreatedBy", {}).get("Arn", "")),
+            by_name=str(found.get("CreatedBy", {}).get("Name", "")),
         )
 
     def _delete(self, operation: str, **params: Any) -> None:

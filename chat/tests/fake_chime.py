@@ -11,10 +11,11 @@ Operations (REST, rest-json):
     ListAppInstanceAdmins, PutAppInstanceRetentionSettings, GetAppInstanceRetentionSettings.
   messaging: CreateChannel, DescribeChannel, UpdateChannel, DeleteChannel, ListChannels,
     CreateChannelMembership, DeleteChannelMembership, ListChannelMemberships,
-    CreateChannelModerator, DeleteChannelModerator, ListChannelModerators, CreateChannelBan,
-    DeleteChannelBan, ListChannelBans, SendChannelMessage, UpdateChannelMessage,
-    RedactChannelMessage, DeleteChannelMessage, ListChannelMessages, UpdateChannelReadMarker,
-    GetChannelMessageStatus, GetMessagingSessionEndpoint.
+    CreateChannelModerator, DeleteChannelModerator, ListChannelModerators, CreateChannelBan
+    (which removes a current member, sending DELETE_CHANNEL_MEMBERSHIP as Chime does: there is
+    no ban event), DescribeChannelBan, DeleteChannelBan, ListChannelBans, SendChannelMessage,
+    UpdateChannelMessage, RedactChannelMessage, DeleteChannelMessage, ListChannelMessages,
+    UpdateChannelReadMarker, GetChannelMessageStatus, GetMessagingSessionEndpoint.
 Session events (`{"Headers": {"x-amz-chime-event-type": …}, "Payload": "<json>"}`):
   SESSION_ESTABLISHED, CREATE/UPDATE/REDACT/DELETE_CHANNEL_MESSAGE,
   CREATE/DELETE_CHANNEL_MEMBERSHIP, UPDATE_CHANNEL, DELETE_CHANNEL, and for a channel flow
@@ -152,7 +153,7 @@ class FakeChannel:
     last_message: datetime | None = None
     members: dict[str, str] = field(default_factory=dict)  # arn -> Type
     moderators: set[str] = field(default_factory=set)
-    bans: set[str] = field(default_factory=set)
+    bans: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # arn -> (when, by)
     messages: list[dict[str, Any]] = field(default_factory=list)
     read_markers: dict[str, datetime] = field(default_factory=dict)
 
@@ -665,17 +666,34 @@ class FakeChime:
         member = p["MemberArn"]
         if member in channel.bans:
             raise ChimeError("ConflictException", 409, "Already banned")
-        channel.bans.add(member)
+        channel.bans[member] = (_now(), p["ChimeBearer"])
+        # A ban removes a current member, and that removal is the only event Chime sends
+        # (its "Understanding system messages" guide has no ban event).
         if channel.members.pop(member, None) is not None:
             self._membership_event(channel, "DELETE_CHANNEL_MEMBERSHIP", member)
         return {"ChannelArn": channel.arn, "Member": self._identity(member)}
 
+    def op_DescribeChannelBan(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(p["ChannelArn"])
+        self._moderates(p["ChimeBearer"], channel)
+        found = channel.bans.get(p["MemberArn"])
+        if found is None:
+            raise ChimeError("NotFoundException", 404, "Not banned")
+        created, by = found
+        return {
+            "ChannelBan": {
+                "Member": self._identity(p["MemberArn"]),
+                "ChannelArn": channel.arn,
+                "CreatedTimestamp": created,
+                "CreatedBy": self._identity(by),
+            }
+        }
+
     def op_DeleteChannelBan(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p["ChannelArn"])
         self._moderates(p["ChimeBearer"], channel)
-        if p["MemberArn"] not in channel.bans:
+        if channel.bans.pop(p["MemberArn"], None) is None:
             raise ChimeError("NotFoundException", 404, "Not banned")
-        channel.bans.discard(p["MemberArn"])
         return {}
 
     def op_ListChannelBans(self, p: dict[str, Any]) -> dict[str, Any]:

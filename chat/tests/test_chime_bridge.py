@@ -252,3 +252,141 @@ def test_doctor_names_the_fix_for_a_stopped_bridge(chime, bridge):
     assert "Chime bridge: the bridge is not connected to the Chime messaging session" in text
     assert "fix: see the bridge's log" in text
     assert "restart `manage.py chime_bridge`" in text
+
+
+# --- bans made in Chime -----------------------------------------------------------------------
+
+
+def other_channel(community, alice):
+    from chat.services import channel_create
+
+    return channel_create(community=community, name="lenses", by=alice)
+
+
+def membership_frame(channel, user) -> str:
+    """The DELETE_CHANNEL_MEMBERSHIP frame Chime sends, as the session delivers it (a replay)."""
+    import json
+
+    (user_arn,) = arns(user)
+    payload = {"ChannelArn": channel_arn(channel), "Member": {"Arn": user_arn}, "Type": "DEFAULT"}
+    return json.dumps(
+        {
+            "Headers": {"x-amz-chime-event-type": "DELETE_CHANNEL_MEMBERSHIP"},
+            "Payload": json.dumps(payload),
+        }
+    )
+
+
+async def test_a_ban_made_in_chime_bans_here(
+    chime, bridge, connect, alice, bob, community, general
+):
+    from chat.models import ChannelMember
+    from communities.models import AuditEntry, Ban
+    from communities.policy import active_ban
+
+    lenses = await db(other_channel)(community, alice)
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    alice_arn, bob_arn = arns(alice, bob)
+    # alice moderates the Chime channel; on another Chime client she bans bob there. Chime
+    # kicks him (DELETE_CHANNEL_MEMBERSHIP) and sends nothing else.
+    api = bridge.bridge.backend.api
+    await db(api.messaging.create_channel_ban)(
+        ChannelArn=channel_arn(general), MemberArn=bob_arn, ChimeBearer=alice_arn
+    )
+    dropped = await b.recv_type("unsubscribed", timeout=10)
+    assert dropped == {"type": "unsubscribed", "channel": general.id, "reason": "removed"}
+    restriction = await b.recv_type("restriction")
+    assert restriction["kind"] == "ban" and restriction["community"] == community.id
+    assert restriction["until"] is None
+    # He cannot come back or post.
+    await b.send({"type": "subscribe", "channel": general.id})
+    assert (await b.recv_type("error"))["code"] == "banned"
+    await b.send(
+        {
+            "type": "message.send",
+            "channel": general.id,
+            "client_id": "0d9c7f43-34f5-4bd2-8b38-4f1b1f2f7d11",
+            "body": "let me in",
+        }
+    )
+    assert (await b.recv_type("error"))["code"] == "banned"
+
+    def state():
+        ban = active_ban(bob, community)
+        entries = list(AuditEntry.objects.filter(community=community, action=AuditEntry.Action.BAN))
+        return ban, entries
+
+    ban, entries = await db(state)()
+    assert ban is not None and ban.created_by is None and ban.until is None
+    assert ban.reason == "Channel ban made in Chime on #general by Alice Adams"
+    # The moderation log shows it, made by no app user ("system").
+    assert [(e.actor_id, e.target_id, e.reason) for e in entries] == [(None, bob.id, ban.reason)]
+    assert not await db(ChannelMember.objects.filter(user=bob).exists)()
+    # Mirrored as any ban: bob is banned in Chime on the community's other channel too, by the
+    # bridge user, and that removal coming back is not imported again.
+    remote = chime.channels[channel_arn(lenses)]
+    assert bob_arn in remote.bans and bob_arn not in remote.members
+    assert remote.bans[bob_arn][1] == bridge.bridge.config.bridge_user_arn
+    await db(wait_until)(lambda: bridge.bridge.later == [] and bridge.bridge.stats.events >= 2)
+    await db(time.sleep)(2.5)  # past the settling time of the mirrored removals
+    assert bridge.bridge.stats.bans_imported == 1
+    assert await db(Ban.objects.filter(user=bob).count)() == 1
+    assert bridge.bridge.stats.drift == 0
+    assert (health() or {}).get("bans_imported") == 1
+
+
+def test_a_ban_replayed_is_applied_once(chime, bridge, alice, bob, community, general):
+    from communities.models import AuditEntry, Ban
+
+    alice_arn, bob_arn = arns(alice, bob)
+    bridge.bridge.backend.api.messaging.create_channel_ban(
+        ChannelArn=channel_arn(general), MemberArn=bob_arn, ChimeBearer=alice_arn
+    )
+    assert wait_until(lambda: Ban.objects.filter(user=bob).exists())
+    # The same event again (a replayed frame), applied at once.
+    bridge.kill()
+    replay = Bridge()
+    replay.handle(membership_frame(general, bob))
+    replay.settle(force=True)
+    assert Ban.objects.filter(user=bob, community=community).count() == 1
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.BAN).count() == 1
+    assert replay.stats.bans_imported == 0
+
+
+def test_a_removal_that_is_not_a_ban_is_not_one(chime, bridge, alice, bob, community, general):
+    from chat.models import ChannelMember
+    from chat.services import channel_create, channel_member_add
+    from communities.models import Ban
+
+    secret = channel_create(community=community, name="secret", by=alice, kind="private")
+    channel_member_add(channel=secret, user=bob, by=alice)
+    api = bridge.bridge.backend.api
+    alice_arn, bob_arn = arns(alice, bob)
+    # Removed from an open channel on another client: drift (left for chime_sync), no ban.
+    api.messaging.delete_channel_membership(
+        ChannelArn=channel_arn(general), MemberArn=bob_arn, ChimeBearer=alice_arn
+    )
+    assert wait_until(lambda: bridge.bridge.stats.drift == 1)
+    assert ChannelMember.objects.filter(channel=general, user=bob).exists()
+    # Removed from a private channel: he left it, and nothing more.
+    api.messaging.delete_channel_membership(
+        ChannelArn=channel_arn(secret), MemberArn=bob_arn, ChimeBearer=alice_arn
+    )
+    assert wait_until(lambda: not ChannelMember.objects.filter(channel=secret, user=bob).exists())
+    assert not Ban.objects.filter(user=bob).exists()
+    assert bridge.bridge.stats.bans_imported == 0
+
+
+def test_a_chime_ban_of_a_moderator_is_not_applied(chime, bridge, alice, bob, community, general):
+    from communities.models import Ban, Membership
+    from communities.services import membership_set_role
+
+    membership_set_role(community=community, user=bob, role=Membership.Role.MODERATOR, by=alice)
+    alice_arn, bob_arn = arns(alice, bob)
+    bridge.bridge.backend.api.messaging.create_channel_ban(
+        ChannelArn=channel_arn(general), MemberArn=bob_arn, ChimeBearer=alice_arn
+    )
+    assert wait_until(lambda: bridge.bridge.stats.drift == 1)
+    assert not Ban.objects.filter(user=bob).exists()
+    assert Membership.objects.filter(community=community, user=bob).exists()

@@ -103,3 +103,57 @@ def test_sync_pages_through_long_lists(chime, make_user, community, general):
     for _ in range(60):  # more than one page (50) of members and users
         membership_join(community=community, user=make_user())
     assert "in sync" in run("chime_sync")
+
+
+def test_sync_imports_a_ban_made_in_chime(chime, alice, bob, carol, community, general):
+    from chat.models import Channel, ChannelMember
+    from chat.services import channel_create
+    from communities.models import AuditEntry, Ban
+
+    cfg = ChimeConfig.from_settings()
+    lenses = channel_create(community=community, name="lenses", by=alice)
+    assert "in sync" in run("chime_sync")
+    messaging = chime.channels[cfg.channel_arn(general.pk)]
+    alice_arn, bob_arn, carol_arn = (cfg.user_arn(u.pk) for u in (alice, bob, carol))
+    # No bridge runs: alice's other Chime client bans bob in #general; and a leftover ban of
+    # ours (made by the bridge user) of carol, whom we do not ban.
+    from chat.backends.chime import ChimeBackend
+
+    api = ChimeBackend().api
+    api.messaging.create_channel_ban(
+        ChannelArn=cfg.channel_arn(general.pk), MemberArn=bob_arn, ChimeBearer=alice_arn
+    )
+    lenses_remote = chime.channels[cfg.channel_arn(lenses.pk)]
+    api.messaging.create_channel_ban(
+        ChannelArn=cfg.channel_arn(lenses.pk),
+        MemberArn=carol_arn,
+        ChimeBearer=cfg.bridge_user_arn,
+    )
+    dry = run("chime_sync", "--dry-run")
+    assert (
+        f"would: #general ({general.pk}, {community.slug}): import the Chime ban of bob as a "
+        "community ban (Channel ban made in Chime on #general by Alice Adams)"
+    ) in dry
+    lifted = f"would: #lenses ({lenses.pk}, {community.slug}): lift ban of hobbies-user-{carol.pk}"
+    assert lifted in dry
+    assert f"add member {carol.username}" in dry  # carol goes back into #lenses
+    assert "add member bob" not in dry and "ban hobbies-user" not in dry
+    assert dry.strip().endswith("3 drift(s) to repair.")
+    # Nothing changed.
+    assert not Ban.objects.filter(user=bob).exists()
+    assert ChannelMember.objects.filter(channel=lenses, user=bob).exists()
+    assert bob_arn in messaging.bans and bob_arn in lenses_remote.members
+    assert carol_arn in lenses_remote.bans
+
+    out = run("chime_sync")
+    assert out.strip().endswith("3 drift(s) repaired.")
+    ban = Ban.objects.get(user=bob, community=community)
+    assert ban.created_by is None and ban.lifted_at is None
+    assert ban.reason == "Channel ban made in Chime on #general by Alice Adams"
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.BAN, actor=None, target=bob).exists()
+    assert not ChannelMember.objects.filter(user=bob).exists()
+    for channel in Channel.objects.filter(community=community):
+        remote = chime.channels[cfg.channel_arn(channel.pk)]
+        assert bob_arn in remote.bans and bob_arn not in remote.members
+    assert carol_arn not in lenses_remote.bans and carol_arn in lenses_remote.members
+    assert "in sync" in run("chime_sync")
