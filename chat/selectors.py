@@ -26,9 +26,10 @@ from hobbies.queries import Compiled
 MAX_MENTIONS = 25
 
 
-# Every send, subscribe and history page makes this read: its SQL is built once.
-_MEMBER_CHANNEL: Compiled[Channel] = Compiled(
-    lambda user_id, channel_id: (
+def member_channel_query(user_id: int, channel_id: int) -> QuerySet[Channel]:
+    """The channel, if the user is its member, with their standing in its community (the read
+    `channel_for_member` makes, compiled once below)."""
+    return (
         Channel.objects.visible_to(user_id)
         .select_related("community")
         .annotate(
@@ -36,10 +37,11 @@ _MEMBER_CHANNEL: Compiled[Channel] = Compiled(
             viewer_timeout_until=F("community__memberships__timeout_until"),
         )
         .filter(id=channel_id)
-    ),
-    int,
-    int,
-)
+    )
+
+
+# Every send, subscribe and history page makes this read: its SQL is built once.
+_MEMBER_CHANNEL: Compiled[Channel] = Compiled(member_channel_query, int, int)
 
 
 def channel_for_member(user: User, channel_id: int | None) -> Channel:

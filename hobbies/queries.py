@@ -27,6 +27,8 @@ from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import MULTI
 
 M = TypeVar("M", bound=Model)
+B = TypeVar("B")  # what a build returns
+P = TypeVar("P")  # a compiled plan
 
 # One stand-in per argument position: in range for any integer field (an out-of-range value
 # would compile to an empty query), and distinct from every constant the queries hold.
@@ -77,35 +79,65 @@ class _Plan:
     populators: Any
 
 
-class Compiled(Generic[M]):
+class _CompiledOnce(Generic[B, P]):
+    """What both kinds share: the build, each argument's kind, one plan per database (made under
+    a lock the first time), and the parameters of a call."""
+
+    def __init__(self, build: Callable[..., B], *kinds: Kind):
+        self.build = build
+        self.kinds = kinds
+        self._plans: dict[str, P] = {}
+        self._alias = ""  # the database the build reads from, known from the first build
+        self._lock = threading.Lock()
+
+    def _plan(self) -> P:
+        plan = self._plans.get(self._alias) if self._alias else None
+        if plan is not None:
+            return plan
+        with self._lock:
+            sample = self.build(*[_stand_in(kind, i) for i, kind in enumerate(self.kinds)])
+            alias = self._database(sample)
+            self._alias = alias
+            plan = self._plans.get(alias)
+            if plan is None:
+                connection = connections[alias]
+                stand_ins = [
+                    _prepare(kind, _stand_in(kind, i), connection)
+                    for i, kind in enumerate(self.kinds)
+                ]
+                plan = self._plans[alias] = self._make(sample, stand_ins)
+        return plan
+
+    def _params(self, values: tuple[Any, ...], constants: Any, slots: Any) -> list[Any]:
+        if len(values) != len(self.kinds):
+            raise TypeError(f"expected {len(self.kinds)} values, got {len(values)}")
+        connection = connections[self._alias]
+        prepared = [
+            _prepare(kind, value, connection)
+            for kind, value in zip(self.kinds, values, strict=True)
+        ]
+        return [constants[i] if slot is None else prepared[slot] for i, slot in enumerate(slots)]
+
+    def _database(self, sample: B) -> str:
+        raise NotImplementedError
+
+    def _make(self, sample: B, stand_ins: list[Any]) -> P:
+        raise NotImplementedError
+
+
+class Compiled(_CompiledOnce[QuerySet[M], _Plan]):
     """`build(*values)` compiled once per database; `first(*values)` runs it.
 
     `kinds` gives each argument's kind: `int` (ids) or a model field whose database form the
     value takes (for example a `UUIDField`, which SQLite stores as text).
     """
 
-    def __init__(self, build: Callable[..., QuerySet[M]], *kinds: Kind):
-        self.build = build
-        self.kinds = kinds
-        self._plans: dict[str, _Plan] = {}
-        self._alias = ""  # the database the queryset reads from, known from the first build
-        self._lock = threading.Lock()
-
     def first(self, *values: Any) -> M | None:
         """The first row as a model instance (with its related objects and annotations), or
         None."""
-        if len(values) != len(self.kinds):
-            raise TypeError(f"expected {len(self.kinds)} values, got {len(values)}")
         plan = self._plan()
+        params = self._params(values, plan.params, plan.slots)
         connection = connections[self._alias]
-        prepared = [
-            _prepare(kind, value, connection)
-            for kind, value in zip(self.kinds, values, strict=True)
-        ]
-        params = [
-            plan.params[index] if slot is None else prepared[slot]
-            for index, slot in enumerate(plan.slots)
-        ]
         compiler = plan.query.get_compiler(connection=connection)
         compiler.select, compiler.klass_info = plan.select, plan.klass_info
         compiler.annotation_col_map, compiler.col_count = plan.annotation_col_map, plan.col_count
@@ -123,39 +155,20 @@ class Compiled(Generic[M]):
             return obj  # type: ignore[no-any-return]
         return None
 
-    def _stand_in(self, position: int) -> Any:
-        return (
-            _INT_STAND_INS[position] if self.kinds[position] is int else _UUID_STAND_INS[position]
-        )
+    def _database(self, sample: QuerySet[M]) -> str:
+        return sample.db
 
-    def _plan(self) -> _Plan:
-        alias = self._alias
-        plan = self._plans.get(alias) if alias else None
-        if plan is not None:
-            return plan
-        with self._lock:
-            sample = self.build(*[self._stand_in(i) for i in range(len(self.kinds))])
-            self._alias = sample.db
-            plan = self._plans.get(sample.db)
-            if plan is None:
-                plan = self._plans[sample.db] = self._make(sample[:1])
-        return plan
-
-    def _make(self, queryset: QuerySet[M]) -> _Plan:
-        connection = connections[queryset.db]
+    def _make(self, sample: QuerySet[M], stand_ins: list[Any]) -> _Plan:
+        queryset = sample[:1]
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
-        stand_ins = [
-            _prepare(kind, self._stand_in(i), connection) for i, kind in enumerate(self.kinds)
-        ]
-        slots = _slots(params, stand_ins)
         select_fields = compiler.klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
         return _Plan(
             query=queryset.query,
             sql=sql,
             params=tuple(params),
-            slots=slots,
+            slots=_slots(params, stand_ins),
             select=compiler.select,
             klass_info=compiler.klass_info,
             annotation_col_map=compiler.annotation_col_map,
@@ -168,51 +181,33 @@ class Compiled(Generic[M]):
         )
 
 
-class CompiledUpdate:
+UpdatePlan = tuple[str, tuple[Any, ...], tuple[int | None, ...]]  # SQL, constants, slots
+
+
+class CompiledUpdate(_CompiledOnce[tuple[QuerySet[Any], dict[str, Any]], UpdatePlan]):
     """`build(*values)` returns a queryset and the changes to make to its rows (as for
     `QuerySet.update`), compiled once per database; `run(*values)` makes them and returns how
     many rows changed. Like `update()`, it sends no signals."""
 
-    def __init__(self, build: Callable[..., tuple[QuerySet[Any], dict[str, Any]]], *kinds: Kind):
-        self.build = build
-        self.kinds = kinds
-        self._plans: dict[str, tuple[str, tuple[Any, ...], tuple[int | None, ...]]] = {}
-        self._alias = ""
-        self._lock = threading.Lock()
-
     def run(self, *values: Any) -> int:
-        if len(values) != len(self.kinds):
-            raise TypeError(f"expected {len(self.kinds)} values, got {len(values)}")
         sql, constants, slots = self._plan()
-        connection = connections[self._alias]
-        prepared = [
-            _prepare(kind, value, connection)
-            for kind, value in zip(self.kinds, values, strict=True)
-        ]
-        params = [constants[i] if slot is None else prepared[slot] for i, slot in enumerate(slots)]
-        with connection.cursor() as cursor:
+        params = self._params(values, constants, slots)
+        with connections[self._alias].cursor() as cursor:
             cursor.execute(sql, params)
             return int(cursor.rowcount)
 
-    def _plan(self) -> tuple[str, tuple[Any, ...], tuple[int | None, ...]]:
-        plan = self._plans.get(self._alias) if self._alias else None
-        if plan is not None:
-            return plan
-        with self._lock:
-            queryset, changes = self.build(*[_stand_in(k, i) for i, k in enumerate(self.kinds)])
-            self._alias = queryset.db
-            plan = self._plans.get(queryset.db)
-            if plan is None:
-                query: Any = queryset.query.chain(UpdateQuery)
-                query.add_update_values(changes)
-                query.annotations = {}
-                compiler = query.get_compiler(using=queryset.db)
-                sql, params = compiler.as_sql()
-                if compiler.query.related_updates or not sql:
-                    raise ValueError("only an update of one table's rows can be compiled")
-                connection = connections[queryset.db]
-                stand_ins = [
-                    _prepare(k, _stand_in(k, i), connection) for i, k in enumerate(self.kinds)
-                ]
-                plan = self._plans[queryset.db] = (sql, tuple(params), _slots(params, stand_ins))
-        return plan
+    def _database(self, sample: tuple[QuerySet[Any], dict[str, Any]]) -> str:
+        return sample[0].db
+
+    def _make(
+        self, sample: tuple[QuerySet[Any], dict[str, Any]], stand_ins: list[Any]
+    ) -> UpdatePlan:
+        queryset, changes = sample
+        query: Any = queryset.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        query.annotations = {}
+        compiler = query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        if compiler.query.related_updates or not sql:
+            raise ValueError("only an update of one table's rows can be compiled")
+        return sql, tuple(params), _slots(params, stand_ins)

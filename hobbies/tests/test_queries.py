@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Channel, Message
-from chat.selectors import channel_for_member
+from chat.selectors import channel_for_member, member_channel_query
 from chat.services import channel_create
 from communities.services import membership_timeout
 from conftest import say
@@ -24,25 +24,13 @@ from hobbies.queries import Compiled, CompiledUpdate
 pytestmark = pytest.mark.django_db
 
 
-def member_channels(user_id: int, channel_id: int):  # type: ignore[no-untyped-def]
-    return (
-        Channel.objects.visible_to(user_id)
-        .select_related("community")
-        .annotate(
-            viewer_role=F("community__memberships__role"),
-            viewer_timeout_until=F("community__memberships__timeout_until"),
-        )
-        .filter(id=channel_id)
-    )
-
-
 def test_a_compiled_read_gives_what_the_orm_gives(alice, bob, community, general):
     until = timezone.now() + timedelta(hours=1)
     membership_timeout(community=community, user=bob, by=alice, until=until)
-    compiled = Compiled(member_channels, int, int)
+    compiled = Compiled(member_channel_query, int, int)
     for _ in range(2):  # the plan, then its reuse
         got = compiled.first(bob.pk, general.id)
-        want = member_channels(bob.pk, general.id).first()
+        want = member_channel_query(bob.pk, general.id).first()
         assert got is not None and want is not None
         fields = [f.attname for f in Channel._meta.concrete_fields]
         assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
@@ -59,7 +47,7 @@ def test_a_compiled_read_gives_what_the_orm_gives(alice, bob, community, general
 def test_each_call_reads_with_its_own_values(alice, bob, mallory, community, general):
     """One plan, many users: nobody gets a row the ORM would not give them."""
     private = channel_create(community=community, name="crew", by=alice, kind=Channel.Kind.PRIVATE)
-    compiled = Compiled(member_channels, int, int)
+    compiled = Compiled(member_channel_query, int, int)
     assert compiled.first(alice.pk, private.id) is not None
     assert compiled.first(bob.pk, private.id) is None  # not invited
     assert compiled.first(mallory.pk, general.id) is None  # not in the community
