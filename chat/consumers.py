@@ -94,6 +94,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             session_hash(session.session_key) if session and session.session_key else ""
         )
         self.subscriptions: dict[str, Subscription] = {}
+        # Every hub key this socket listens to, so that closing detaches from all of them.
+        self.attached: set[str] = set()
         # While one of this socket's sends is in flight, its own new messages wait, so that the
         # ack (which replaces the page's pending copy) always comes before the echo.
         self.sending = 0
@@ -117,8 +119,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # Listen first, then read the account: a deactivation that commits after the read
         # arrives as a control event, one that committed before it is in the read.
-        await hub.attach(user_key(self.user_id), self)
-        self.me, self.community_ids = await db(self._profile)()
+        try:
+            await self._listen(user_key(self.user_id))
+            self.me, self.community_ids = await db(self._profile)()
+        except Exception:
+            # The layer or the database failed (a restart): the client tries again.
+            logger.exception("socket could not be opened for user %s", self.user_id)
+            self.me, self.community_ids = {}, []
+            self.outbox.close_with(CLOSE_RECONNECT)
+            return
         if not await self._still_allowed():
             return
         logger.info("socket opened")
@@ -161,9 +170,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.socket_closed()
         logger.info("socket closed (code %s)", code)
         self.outbox.stop()
-        keys = [user_key(self.user_id), *self.subscriptions]
-        keys += {community_key(s.community_id) for s in self.subscriptions.values()}
         self.subscriptions.clear()
+        keys, self.attached = self.attached, set()
         await hub.detach_all(keys, self)
         if hub.listeners(user_key(self.user_id)) == 0:
             await sync_to_async(presence_clear)(self.user_id)
@@ -219,10 +227,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.subscriptions.clear()
             self.outbox.close_with(CLOSE_RECONNECT)
 
+    async def _listen(self, key: str) -> None:
+        await hub.attach(key, self)
+        self.attached.add(key)
+
     async def _release(self, ckey: str, community_id: int) -> None:
-        await hub.detach(ckey, self)
-        if not any(s.community_id == community_id for s in self.subscriptions.values()):
-            await hub.detach(community_key(community_id), self)
+        """Stop listening to a channel no longer subscribed, and to its community if no other
+        subscription of this socket is in it. Each is decided when it is reached: a subscribe
+        may run while this waits."""
+        if ckey in self.attached and ckey not in self.subscriptions:
+            self.attached.discard(ckey)
+            await hub.detach(ckey, self)
+        mkey = community_key(community_id)
+        if mkey in self.attached and not any(
+            s.community_id == community_id for s in self.subscriptions.values()
+        ):
+            self.attached.discard(mkey)
+            await hub.detach(mkey, self)
 
     # --- Incoming ----------------------------------------------------------------------------
 
@@ -296,10 +317,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ckey = channel_key(channel.id)
         sub = Subscription(community_id=channel.community_id)
         self.subscriptions[ckey] = sub
-        # Listen first, then read (see chat.replay).
-        await hub.attach(ckey, self)
-        await hub.attach(community_key(channel.community_id), self)
-        caught_up: Replay = await db(self._replay)(channel, seq, since)
+        try:
+            # Listen first, then read (see chat.replay).
+            await self._listen(ckey)
+            await self._listen(community_key(channel.community_id))
+            caught_up: Replay = await db(self._replay)(channel, seq, since)
+        except Exception:
+            # Half a subscription (not listening, or holding live frames for a replay that
+            # never came) would stay silent for ever. Closing instead makes the client resume
+            # every channel from what it holds (the layer or the database failed: a restart).
+            logger.exception("subscribe to channel %s failed; closing the socket", channel.id)
+            self.subscriptions.clear()
+            self.outbox.close_with(CLOSE_RECONNECT)
+            return
         if self.subscriptions.get(ckey) is not sub:
             return  # unsubscribed or removed meanwhile
         self.outbox.put_many([Frame(text) for text in caught_up.frames])

@@ -145,10 +145,20 @@ class Hub:
         self.layer_ok = True
 
     async def attach(self, key: str, listener: Listener) -> None:
-        """Start handing `key`'s events to `listener`; returns once the process is subscribed."""
+        """Start handing `key`'s events to `listener`; returns once the process is subscribed.
+        All or nothing: when the layer refuses, the listener is left out and the error raised."""
         await self._ensure_started()
-        self._listeners.setdefault(key, set()).add(listener)
-        await self._sync_group(key)
+        listeners = self._listeners.setdefault(key, set())
+        added = listener not in listeners
+        listeners.add(listener)
+        try:
+            await self._sync_group(key)
+        except BaseException:
+            if added:
+                listeners.discard(listener)
+                if not listeners and self._listeners.get(key) is listeners:
+                    del self._listeners[key]
+            raise
 
     async def detach(self, key: str, listener: Listener) -> None:
         listeners = self._listeners.get(key)
@@ -174,9 +184,18 @@ class Hub:
         async with self._lock:
             wanted = key in self._listeners
             if wanted and key not in self._joined:
-                await asyncio.wait_for(
-                    layer.group_add(group_name(key), self._channel_name), LAYER_CALL_SECONDS
-                )
+                try:
+                    await asyncio.wait_for(
+                        layer.group_add(group_name(key), self._channel_name), LAYER_CALL_SECONDS
+                    )
+                except TimeoutError:
+                    raise
+                except Exception:
+                    # Once more: a connection the layer's pool kept from before a Redis restart
+                    # fails once ("closed by server"); the retry takes a new one.
+                    await asyncio.wait_for(
+                        layer.group_add(group_name(key), self._channel_name), LAYER_CALL_SECONDS
+                    )
                 self._joined.add(key)
             elif not wanted and key in self._joined:
                 self._joined.discard(key)

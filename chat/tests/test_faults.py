@@ -105,6 +105,22 @@ class Reader:
         self.stopped = False
         self.stats = {"frames": 0, "wire_duplicates": 0, "reconnects": 0, "refills": 0, "heads": 0}
         self._fill_at: dict[int, float] = {}
+        # For a failure's message: what this reader last saw, and from which server.
+        self.port = 0
+        self.last_frame_at = 0.0
+        self.odd_frames: list[dict[str, Any]] = []  # errors and unsubscribes
+
+    def describe(self) -> str:
+        return json.dumps(
+            {
+                "contiguous": self.contiguous,
+                "held": {c: sorted(h) for c, h in self.held.items() if h},
+                "connected_to": self.port if self.ws is not None else None,
+                "silent_for": round(time.monotonic() - self.last_frame_at, 1),
+                "stats": self.stats,
+                "errors_and_unsubscribes": self.odd_frames[-10:],
+            }
+        )
 
     def server(self) -> LiveServer:
         alive = [s for s in self.servers if s.alive()] or self.servers
@@ -113,6 +129,7 @@ class Reader:
     async def run(self) -> None:
         while not self.stopped:
             server = self.server()
+            self.port = server.port
             try:
                 self.ws = await websockets.connect(
                     server.ws_url,
@@ -145,7 +162,10 @@ class Reader:
                 continue
             frame = json.loads(raw)
             self.stats["frames"] += 1
+            self.last_frame_at = time.monotonic()
             kind = frame["type"]
+            if kind in ("error", "unsubscribed"):
+                self.odd_frames.append(frame)
             if kind == "message.new":
                 self.note(
                     frame["message"]["channel"], frame["message"]["seq"], frame["message"]["id"]
@@ -265,9 +285,14 @@ def test_every_reader_ends_with_every_committed_message_once_in_order(
     try:
         for server in servers:
             server.start()
-        counts = asyncio.run(
-            scenario(servers, redis, sessions, channels, env["CHANNEL_LAYER_PREFIX"])
-        )
+        try:
+            counts = asyncio.run(
+                scenario(servers, redis, sessions, channels, env["CHANNEL_LAYER_PREFIX"])
+            )
+        except AssertionError:
+            for server in servers:  # shown with the failure
+                print(f"--- server on port {server.port}:\n{server.output()[-20000:]}")
+            raise
         # The hubs saw the layer go, and (within seconds of Redis answering again) come back.
         deadline = time.monotonic() + 30
         logs = ""
@@ -337,14 +362,17 @@ async def scenario(servers, redis, sessions, channels, prefix) -> dict[str, Any]
     for reader in readers:
         reader.stopped = True
         await reader.drop()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    ended = await asyncio.gather(*tasks, return_exceptions=True)
+    assert not [e for e in ended if e is not None], f"a reader broke: {ended}"
 
     committed = await asyncio.to_thread(committed_ids, channels)
     acked = {i for s in senders for i in s.acked}
     for reader in readers:
         for channel in channels:
             shown = [reader.messages[channel][seq] for seq in sorted(reader.messages[channel])]
-            assert shown == committed[channel], f"{reader.name} in channel {channel}"
+            assert shown == committed[channel], (
+                f"{reader.name} in channel {channel} (head {heads}): {reader.describe()}"
+            )
             assert len(set(shown)) == len(shown)
     return {
         "committed": sum(len(ids) for ids in committed.values()),

@@ -8,7 +8,8 @@ from channels.db import database_sync_to_async
 from django.db.models import F
 from django.test import AsyncClient
 
-from chat.hub import channel_layer, hub
+from chat.events import channel_key, community_key, user_key
+from chat.hub import channel_layer, group_name, hub
 from chat.models import Channel, ChannelMember
 from conftest import say
 
@@ -98,6 +99,84 @@ async def test_a_layer_that_forgets_the_hub_closes_sockets_so_they_resume(
         closed = await b.communicator.receive_output(timeout=5)
     assert closed["code"] == 4012
     assert hub.layer_ok
+
+
+async def test_sockets_closed_to_resume_leave_nothing_listening(fast_checks, connect, bob, general):
+    """A socket the hub closes after a layer outage stops listening everywhere it listened:
+    nothing is left delivering to it, and its keys' groups can be left."""
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    assert await hub.canary()
+    await forget_groups(channel_layer())
+    assert await b.closed_with(timeout=5) == 4012
+    await b.close()
+    for key in (channel_key(general.id), community_key(general.community_id), user_key(bob.id)):
+        assert hub.listeners(key) == 0, key
+
+
+def refuse_group_add(monkeypatch, key: str, times: int) -> list[str]:
+    """The layer fails its next `times` group_add calls for `key` as a Redis that just
+    restarted does (a pooled connection closed by the server); returns the calls seen."""
+    layer = channel_layer()
+    real = layer.group_add
+    calls: list[str] = []
+
+    async def group_add(group: str, channel: str) -> None:
+        if group == group_name(key):
+            calls.append(group)
+            if len(calls) <= times:
+                raise ConnectionError("Connection closed by server.")
+        await real(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", group_add)
+    return calls
+
+
+async def test_a_layer_connection_lost_once_is_retried_and_the_subscription_is_live(
+    connect, monkeypatch, alice, bob, general
+):
+    calls = refuse_group_add(monkeypatch, channel_key(general.id), times=1)
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    assert len(calls) == 2
+    await db(say)(general, alice, "heard after the retry")
+    assert (await b.recv_type("message.new"))["message"]["body"] == "heard after the retry"
+
+
+async def test_a_subscribe_the_layer_refuses_closes_the_socket_so_the_client_resumes(
+    connect, monkeypatch, alice, bob, general
+):
+    """Half a subscription would be silent for ever: the socket closes (4012, the code clients
+    reconnect and resume on) and listens nowhere; the next socket subscribes and hears."""
+    refuse_group_add(monkeypatch, channel_key(general.id), times=2)
+    b = await connect(bob)
+    await b.send({"type": "subscribe", "channel": general.id, "seq": 0})
+    assert await b.closed_with(timeout=5) == 4012
+    await b.close()
+    for key in (channel_key(general.id), community_key(general.community_id), user_key(bob.id)):
+        assert hub.listeners(key) == 0, key
+    again = await connect(bob)
+    await again.subscribe(general.id)
+    await db(say)(general, alice, "after the layer came back")
+    assert (await again.recv_type("message.new"))["message"]["body"] == "after the layer came back"
+
+
+async def test_a_replay_that_fails_closes_the_socket_so_the_client_resumes(
+    connect, monkeypatch, alice, bob, general
+):
+    """A subscribe whose catch-up read fails would otherwise hold every live frame of the
+    channel for a replay that never comes."""
+    await db(say)(general, alice, "before")
+
+    def broken(*args, **kwargs):
+        raise OSError("the database went away")
+
+    monkeypatch.setattr("chat.consumers.replay", broken)
+    b = await connect(bob)
+    await b.send({"type": "subscribe", "channel": general.id, "seq": 0})
+    assert await b.closed_with(timeout=5) == 4012
+    await b.close()
+    assert hub.listeners(channel_key(general.id)) == 0
 
 
 async def test_readyz_answers_at_once_while_a_socket_is_idle(connect, bob, general):
