@@ -38,7 +38,7 @@ from communities.policy import can_moderate
 from communities.services import audit_record
 from hobbies import metrics, ratelimit
 from hobbies.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLong
-from hobbies.queries import Compiled, CompiledUpdate
+from hobbies.queries import Compiled, CompiledUpdate, run_together
 
 MAX_EMOJI_LENGTH = 16
 
@@ -393,14 +393,12 @@ def message_send(
                 reply_to=parent,
             )
             locked.last_message_id, locked.last_seq = message.id, message.seq
-            _CHANNEL_HEAD.run(message.id, message.seq, locked.id)
             channel.last_message_id, channel.last_seq = message.id, message.seq
             Mention.objects.bulk_create(
                 Mention(message=message, user_id=uid, channel=locked)
                 for uid in rendered.mentioned_ids
                 if uid != author.id
             )
-            _AUTHOR_READ.run(message.id, locked.id, author.id)
             claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
             # Inside the lock and the transaction: a refusal or an outage rolls the message
             # back (the author retries with the same client_id); docs/chime.md.
@@ -409,14 +407,19 @@ def message_send(
                 message.external_id = external_id
                 message.save(update_fields=["external_id"])
             message.author = shown_author
-            built = _broadcast_message(
-                message,
-                "message.new",
-                # Built after commit from what is in hand: nothing to read back.
-                payload=lambda: message_payload(
-                    message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
-                ),
+            # Built from what is in hand (nothing to read back) and stored with the message,
+            # so replays and history read it instead of rendering it.
+            payload = message_payload(
+                message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
             )
+            # The channel's head, the author's read marker and the stored rendering: one round
+            # trip on PostgreSQL, and all in the one commit.
+            run_together(
+                (_CHANNEL_HEAD, (message.id, message.seq, locked.id)),
+                (_AUTHOR_READ, (message.id, locked.id, author.id)),
+                (_STORE_PAYLOAD, (encode(payload), message.id, message.version)),
+            )
+            _broadcast_message(message, "message.new", payload=lambda: payload)
     except IntegrityError:
         # The same client_id raced us; the first one won.
         first = _existing(author, cid, channel)
@@ -437,14 +440,6 @@ def message_send(
         )
         pending.held_as(held.id)
         raise
-    # Committed and broadcast: the payload built for everyone. Inside an outer transaction the
-    # broadcast waits for its commit, and the payload is built here.
-    payload = built()
-    if payload is None:
-        return Sent(message, True, message_payload(_with_related(message.id)))
-    # Stored as the message's rendering, so replays and history read it instead of rendering
-    # it; only if nothing changed it since (a reaction may already have moved its version on).
-    _STORE_PAYLOAD.run(encode(payload), message.id, message.version)
     return Sent(message, True, payload)
 
 
@@ -477,7 +472,7 @@ _AUTHOR_AND_SENT: Compiled[User] = Compiled(
     _author_and_sent_query, int, Message._meta.get_field("client_id")
 )
 # ... and these writes: the channel's head, the author's read marker, and the stored rendering
-# (only if nothing changed the message since: a reaction may already have moved its version on).
+# (only of the version it was made from).
 _CHANNEL_HEAD = CompiledUpdate(
     lambda message_id, seq, channel_id: (
         Channel.objects.filter(id=channel_id),

@@ -5,7 +5,8 @@ costs more CPU than running them: on the embedded default, 300 sends spent 2.0 s
 their `SELECT`s and 0.18 s executing every statement (docs/performance.md). `Compiled` builds a
 queryset once per database with stand-in values, keeps its SQL and what turns its rows into
 model instances, and runs that SQL again with the real values in their places;
-`CompiledUpdate` does the same for an `update()`.
+`CompiledUpdate` does the same for an `update()`, and `run_together` sends several of them in
+one round trip where the database allows.
 
 Only for querysets whose shape never depends on the values (the same filters, joins and
 annotations whatever they are): the stand-ins must each appear among the compiled parameters,
@@ -211,3 +212,33 @@ class CompiledUpdate(_CompiledOnce[tuple[QuerySet[Any], dict[str, Any]], UpdateP
         if compiler.query.related_updates or not sql:
             raise ValueError("only an update of one table's rows can be compiled")
         return sql, tuple(params), _slots(params, stand_ins)
+
+
+def run_together(*updates: tuple[CompiledUpdate, tuple[Any, ...]]) -> list[int]:
+    """Run compiled updates (each with its values), in order, in one round trip on PostgreSQL
+    with client-side binding (Django's default there: one string of statements); one after
+    another elsewhere. Returns how many rows each changed."""
+    plans = []
+    for update, values in updates:
+        sql, constants, slots = update._plan()
+        plans.append((update._alias, sql, update._params(values, constants, slots)))
+    aliases = {alias for alias, _, _ in plans}
+    if len(aliases) != 1:
+        raise ValueError("run_together runs updates of one database")
+    connection = connections[aliases.pop()]
+    options = connection.settings_dict.get("OPTIONS") or {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and not options.get("server_side_binding"):
+            cursor.execute(
+                "; ".join(sql for _, sql, _ in plans),
+                [param for _, _, params in plans for param in params],
+            )
+            counts = [int(cursor.rowcount)]
+            while cursor.nextset():
+                counts.append(int(cursor.rowcount))
+            return counts
+        counts = []
+        for _, sql, params in plans:
+            cursor.execute(sql, params)
+            counts.append(int(cursor.rowcount))
+        return counts

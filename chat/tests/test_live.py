@@ -99,6 +99,11 @@ def test_a_reader_that_falls_behind_is_closed_and_catches_up(servers, alice, bob
                 frame = json.loads(await asyncio.wait_for(bob_ws.recv(), timeout=10))
                 if frame["type"] == "message.new":
                     received.append(frame["message"]["id"])
+        except TimeoutError:
+            raise AssertionError(
+                f"nothing for 10 s after {len(received)} frames, socket {bob_ws.state.name}; "
+                f"the server's log ends:\n{server.output()[-5000:]}"
+            ) from None
         except ConnectionClosed:
             # Either the 4008 close frame arrived, or (more often, with so much unread) the
             # server gave up on the closing handshake and dropped the connection.

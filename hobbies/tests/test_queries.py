@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -19,7 +19,7 @@ from chat.services import channel_create
 from communities.services import membership_timeout
 from conftest import say
 from hobbies.errors import NotFound
-from hobbies.queries import Compiled, CompiledUpdate
+from hobbies.queries import Compiled, CompiledUpdate, run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +99,47 @@ def test_a_compiled_update_changes_only_the_rows_its_values_select(alice, bob, g
     second.refresh_from_db()
     assert (first.payload_json, first.payload_version) == ('{"a": 1}', first.version)
     assert second.payload_json != '{"b": 2}'
+
+
+def test_updates_run_together_in_order_with_each_count(alice, bob, general):
+    first, second = say(general, alice, "one"), say(general, bob, "two")
+    store = CompiledUpdate(
+        lambda text, message_id: (Message.objects.filter(id=message_id), {"payload_json": text}),
+        Message._meta.get_field("payload_json"),
+        int,
+    )
+    head = CompiledUpdate(
+        lambda seq, channel_id: (Channel.objects.filter(id=channel_id), {"last_seq": seq}), int, int
+    )
+    with CaptureQueriesContext(connection) as queries:
+        counts = run_together(
+            (store, ('{"n": 1}', first.id)),
+            (store, ('{"n": 2}', first.id)),  # after the one before it: the last one stays
+            (store, ('{"n": 3}', 0)),  # matches nothing
+            (head, (7, general.id)),
+        )
+    assert counts == [1, 1, 0, 1]
+    # One round trip on PostgreSQL; one statement each elsewhere.
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    general.refresh_from_db()
+    assert (first.payload_json, general.last_seq) == ('{"n": 2}', 7)
+    assert second.payload_json != '{"n": 3}'
+
+
+def test_updates_run_together_fail_together_inside_a_transaction(alice, general):
+    message = say(general, alice, "one")
+    store = CompiledUpdate(
+        lambda text, message_id: (Message.objects.filter(id=message_id), {"payload_json": text}),
+        Message._meta.get_field("payload_json"),
+        int,
+    )
+    clash = CompiledUpdate(  # the second message's position taken by the first's: refused
+        lambda seq, message_id: (Message.objects.filter(id=message_id), {"seq": seq}), int, int
+    )
+    other = say(general, alice, "two")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        run_together((store, ('{"lost": true}', message.id)), (clash, (message.seq, other.id)))
+    message.refresh_from_db()
+    assert message.payload_json != '{"lost": true}'
