@@ -198,7 +198,7 @@ class Setup:
     env: dict[str, str]
     subscribers: Target
     publisher: Target
-    publisher_cookie: str = ""
+    publisher_cookies: list[str] = field(default_factory=lambda: [""])
 
 
 def setup_bare(port: int, subscribers: int) -> Setup:
@@ -249,9 +249,15 @@ def postgres_database(name: str, *, create: bool) -> str:
 
 
 def setup_app(
-    port: int, subscribers: int, workdir: Path, app_command: str, production: bool = False
+    port: int,
+    subscribers: int,
+    workdir: Path,
+    app_command: str,
+    production: bool = False,
+    publishers: int = 1,
 ) -> Setup:
-    """Migrate a fresh database, create the users, community and sessions.
+    """Migrate a fresh database, create the users, community and sessions (the publishers'
+    first, then the subscribers').
 
     The embedded default (a SQLite file, the in-process channel layer), or with `production`
     the production path: a fresh PostgreSQL database and Redis (`BENCH_REDIS_URL`) under a key
@@ -272,7 +278,9 @@ def setup_app(
         env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
         env["CHANNEL_LAYER_PREFIX"] = f"bench-{os.getpid()}-{port}"
     run_step([PYTHON, "manage.py", "migrate", "--noinput"], env)
-    made = run_step([PYTHON, str(BENCH_DIR / "setup_app.py"), "--users", str(subscribers + 1)], env)
+    made = run_step(
+        [PYTHON, str(BENCH_DIR / "setup_app.py"), "--users", str(subscribers + publishers)], env
+    )
     data = json.loads(made.strip().splitlines()[-1])
     cookies = [f"sessionid={key}" for key in data["sessions"]]
     base = f"ws://{HOST}:{port}"
@@ -282,10 +290,10 @@ def setup_app(
         command=command,
         env=env,
         subscribers=Target(
-            url=f"{base}/ws/", origin=origin, cookies=cookies[1:], channel=data["channel"]
+            url=f"{base}/ws/", origin=origin, cookies=cookies[publishers:], channel=data["channel"]
         ),
         publisher=Target(url=f"{base}/ws/", origin=origin, channel=data["channel"]),
-        publisher_cookie=cookies[0],
+        publisher_cookies=cookies[:publishers],
     )
 
 
@@ -353,16 +361,18 @@ class Publisher:
             await self.send(WARMUP_PREFIX, seq)
         await asyncio.sleep(1.0)
 
-    async def run(self, rate: float, duration: float) -> Published:
-        """Send `rate * duration` messages on a fixed schedule (late sends go out at once)."""
+    async def run(
+        self, rate: float, duration: float, start: float, first: int = 0, step: int = 1
+    ) -> Published:
+        """Send messages `first`, `first + step`, … of the `rate * duration` on a fixed schedule
+        from `start` (late sends go out at once)."""
         total = round(rate * duration)
-        start = time.monotonic()
-        for seq in range(total):
+        for seq in range(first, total, step):
             delay = start + seq / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             sent_at = await self.send(BODY_PREFIX, seq)
-            if seq == 0:
+            if not self.published.sent:
                 self.published.first_send = sent_at
             self.published.last_send = sent_at
             self.published.sent += 1
@@ -379,6 +389,26 @@ class Publisher:
         self.reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.reader
+
+
+async def publish_all(publishers: list[Publisher], rate: float, duration: float) -> Published:
+    """The publishers share one schedule, each sending every K-th message (K publishers), as
+    K people talking in one channel would; their figures merged."""
+    start = time.monotonic()
+    k = len(publishers)
+    parts = await asyncio.gather(
+        *(p.run(rate, duration, start, first=i, step=k) for i, p in enumerate(publishers))
+    )
+    merged = Published(
+        sent=sum(p.sent for p in parts),
+        first_send=min(p.first_send for p in parts if p.sent),
+        last_send=max(p.last_send for p in parts),
+        acks=sum(p.acks for p in parts),
+    )
+    for part in parts:
+        merged.ack_latencies.update(part.ack_latencies)
+        merged.errors.extend(part.errors[: 20 - len(merged.errors)])
+    return merged
 
 
 # --- Subscriber processes -------------------------------------------------------------------
@@ -524,6 +554,7 @@ def summarise(
         "subscribers": args.subscribers,
         "connected": connected,
         "rate": args.rate,
+        "publishers": args.publishers,
         "duration": args.duration,
         "sent": published.sent,
         "published_per_s": round((published.sent - 1) / publish_span, 1) if publish_span else 0,
@@ -584,7 +615,12 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         setup = setup_naive(port, args.subscribers)
     else:
         setup = setup_app(
-            port, args.subscribers, workdir, args.app_command, production=name in PRODUCTION
+            port,
+            args.subscribers,
+            workdir,
+            args.app_command,
+            production=name in PRODUCTION,
+            publishers=args.publishers,
         )
 
     server = ServerProcess.start(name, port, setup.command, setup.env, workdir)
@@ -601,7 +637,7 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
             setup.publisher, url=f"ws://{HOST}:{port_b}/ws/", origin=f"http://{HOST}:{port_b}"
         )
     pool: SubscriberPool | None = None
-    publisher: Publisher | None = None
+    publishers: list[Publisher] = []
     try:
         await server.wait_ready()
         if second is not None:
@@ -616,22 +652,26 @@ async def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         if connected == 0:
             raise RuntimeError(f"{name}: no subscriber could connect:\n{server.log_tail()}")
 
-        publisher = await Publisher.connect(setup.publisher, setup.publisher_cookie)
-        await publisher.warm_up()
+        # The bare and naive servers relay anything sent to /publish: one connection each.
+        cookies = setup.publisher_cookies * (args.publishers // len(setup.publisher_cookies))
+        for cookie in cookies:
+            publishers.append(await Publisher.connect(setup.publisher, cookie))
+        for publisher in publishers:
+            await publisher.warm_up()
         await asyncio.sleep(args.settle)
 
         cpu = CpuWindow(server.process.pid)
         await pool.tell({"cmd": "go"})
         print(f"[{name}] publishing {args.rate}/s for {args.duration}s", file=sys.stderr)
-        published = await publisher.run(args.rate, args.duration)
+        published = await publish_all(publishers, args.rate, args.duration)
         await pool.tell({"cmd": "sent", "count": published.sent})
-        results, _ = await asyncio.gather(
+        results, *_ = await asyncio.gather(
             pool.read_all("result", timeout=args.drain_max + 60),
-            publisher.wait_for_acks(args.drain_max),
+            *(publisher.wait_for_acks(args.drain_max) for publisher in publishers),
         )
         return summarise(name, args, published, results, pool.latencies(name), cpu)
     finally:
-        if publisher is not None:
+        for publisher in publishers:
             await publisher.close()
         if pool is not None:
             await pool.stop()
@@ -766,7 +806,8 @@ async def run(args: argparse.Namespace) -> int:
 
     print()
     print(
-        f"fan-out: {args.subscribers} subscribers, {args.rate} msg/s for {args.duration}s, "
+        f"fan-out: {args.subscribers} subscribers, {args.rate} msg/s from {args.publishers} "
+        f"publisher(s) for {args.duration}s, "
         f"{os.cpu_count()} CPUs"
     )
     print(table(rows))
@@ -788,6 +829,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second")
+    parser.add_argument(
+        "--publishers",
+        type=int,
+        default=1,
+        help="senders sharing the rate (each its own user and socket; the first is the owner)",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per server")
     parser.add_argument(
         "--servers", type=lambda s: s.split(","), default=list(SERVERS), help="comma-separated"
@@ -811,6 +858,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.servers) - set(SERVERS)
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {SERVERS}")
+    if args.publishers < 1:
+        parser.error("need at least one publisher")
     if args.rate <= 0 or args.duration <= 0 or args.duration > 120:
         parser.error("need rate > 0 and 0 < duration <= 120")
     return args
