@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -419,7 +419,7 @@ def message_send(
                 (_AUTHOR_READ, (message.id, locked.id, author.id)),
                 (_STORE_PAYLOAD, (encode(payload), message.id, message.version)),
             )
-            _broadcast_message(message, "message.new", payload=lambda: payload)
+            _broadcast_message(message, "message.new", payload=payload)
     except IntegrityError:
         # The same client_id raced us; the first one won.
         first = _existing(author, cid, channel)
@@ -640,21 +640,19 @@ def message_changed(*, message_ids: QuerySet[Message, Any] | list[int]) -> None:
 def _broadcast_message(
     message: Message,
     kind: str,
-    payload: Callable[[], dict[str, Any]] | None = None,
+    payload: dict[str, Any] | None = None,
     **extra: Any,
-) -> Callable[[], dict[str, Any] | None]:
-    """Broadcast the message's payload after commit (by default read back from the database);
-    returns a getter for that payload (None until the broadcast has been built). A change to
-    an existing message also makes its stored rendering stale (`message_changed`)."""
+) -> None:
+    """Broadcast the message's payload after commit: `payload` when given (built from what is
+    in hand), else read back from the database then. A change to an existing message also makes
+    its stored rendering stale (`message_changed`)."""
     message_id, channel_id = message.id, message.channel_id
     if kind != "message.new":
         message_changed(message_ids=[message_id])
-    built: list[dict[str, Any]] = []
     community_id = message.channel.community_id if kind == "message.new" else None
 
     def build() -> dict[str, Any]:
-        made = payload() if payload is not None else message_payload(_with_related(message_id))
-        built.append(made)
+        made = payload if payload is not None else message_payload(_with_related(message_id))
         if community_id is not None:  # runs once, after the commit
             metrics.message_published(community=community_id, channel=channel_id)
         return {"type": kind, "message": made, **extra}
@@ -664,7 +662,6 @@ def _broadcast_message(
         build,
         meta={"kind": kind, "id": message_id, "seq": message.seq, "author": message.author_id},
     )
-    return lambda: built[0] if built else None
 
 
 def message_edit(*, message: Message, by: User, body: str) -> Message:
