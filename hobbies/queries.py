@@ -25,7 +25,6 @@ from django.db import connections
 from django.db.models import Field, Model, QuerySet, UUIDField
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 from django.db.models.sql import UpdateQuery
-from django.db.models.sql.constants import MULTI
 
 M = TypeVar("M", bound=Model)
 B = TypeVar("B")  # what a build returns
@@ -136,25 +135,51 @@ class Compiled(_CompiledOnce[QuerySet[M], _Plan]):
     def first(self, *values: Any) -> M | None:
         """The first row as a model instance (with its related objects and annotations), or
         None."""
-        plan = self._plan()
-        params = self._params(values, plan.params, plan.slots)
+        sql, params = self._statement(values)
         connection = connections[self._alias]
-        compiler = plan.query.get_compiler(connection=connection)
-        compiler.select, compiler.klass_info = plan.select, plan.klass_info
-        compiler.annotation_col_map, compiler.col_count = plan.annotation_col_map, plan.col_count
-        compiler.has_extra_select = plan.has_extra_select
-        compiler.as_sql = lambda *args, **kwargs: (plan.sql, params)
-        for row in compiler.results_iter(compiler.execute_sql(MULTI)):
-            model = plan.klass_info["model"]
-            obj = model.from_db(
-                connection.alias, plan.init_list, row[plan.fields_start : plan.fields_end]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return self._instance(connection, cursor.fetchone())
+
+    def _statement(self, values: tuple[Any, ...]) -> tuple[str, list[Any]]:
+        plan = self._plan()
+        return plan.sql, self._params(values, plan.params, plan.slots)
+
+    def _instance(self, connection: Any, fetched: Any) -> M | None:
+        if fetched is None:
+            return None
+        plan = self._plan()
+        row = list(fetched)
+        for position, converters, expression in self._converters(connection, plan):
+            value = row[position]
+            for convert in converters:
+                value = convert(value, expression, connection)
+            row[position] = value
+        model = plan.klass_info["model"]
+        obj = model.from_db(
+            connection.alias, plan.init_list, row[plan.fields_start : plan.fields_end]
+        )
+        for populator in plan.populators:
+            populator.populate(row, obj)
+        for name, position in (plan.annotation_col_map or {}).items():
+            setattr(obj, name, row[position])
+        return obj  # type: ignore[no-any-return]
+
+    def _converters(self, connection: Any, plan: _Plan) -> list[tuple[int, list[Any], Any]]:
+        """What turns each column's database value into Python (a datetime stored as text on
+        SQLite, say), as `results_iter` would apply it; worked out once per connection, since
+        a backend's converters may be bound to it."""
+        kept = connection.__dict__.setdefault("_compiled_converters", {})
+        entry = kept.get(id(plan))
+        if entry is None or entry[0] is not plan:  # (an id may be reused once a plan is gone)
+            compiler = plan.query.get_compiler(connection=connection)
+            found = compiler.get_converters([column[0] for column in plan.select[: plan.col_count]])
+            entry = kept[id(plan)] = (
+                plan,
+                [(position, funcs, expression) for position, (funcs, expression) in found.items()],
             )
-            for populator in plan.populators:
-                populator.populate(row, obj)
-            for name, position in (plan.annotation_col_map or {}).items():
-                setattr(obj, name, row[position])
-            return obj  # type: ignore[no-any-return]
-        return None
+        converters = entry[1]
+        return converters  # type: ignore[no-any-return]
 
     def _database(self, sample: QuerySet[M]) -> str:
         return sample.db
@@ -214,6 +239,42 @@ class CompiledUpdate(_CompiledOnce[tuple[QuerySet[Any], dict[str, Any]], UpdateP
         return sql, tuple(params), _slots(params, stand_ins)
 
 
+def _one_string(connection: Any) -> bool:
+    """Whether several statements may go to this database as one string: PostgreSQL with
+    client-side binding (Django's default there) runs them in order, in one round trip."""
+    options = connection.settings_dict.get("OPTIONS") or {}
+    return connection.vendor == "postgresql" and not options.get("server_side_binding")
+
+
+def _database_of(aliases: set[str]) -> Any:
+    if len(aliases) != 1:
+        raise ValueError("statements run together must be of one database")
+    return connections[aliases.pop()]
+
+
+def first_together(*reads: tuple[Compiled[Any], tuple[Any, ...]]) -> list[Any]:
+    """Run compiled reads (each with its values) in one round trip on PostgreSQL, one after
+    another elsewhere; the first row of each, as `Compiled.first` gives it."""
+    statements = [read._statement(values) for read, values in reads]
+    connection = _database_of({read._alias for read, _ in reads})
+    found = []
+    with connection.cursor() as cursor:
+        if _one_string(connection):
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements),
+                [param for _, params in statements for param in params],
+            )
+            for n, (read, _) in enumerate(reads):
+                if n:
+                    cursor.nextset()
+                found.append(read._instance(connection, cursor.fetchone()))
+            return found
+        for (read, _), (sql, params) in zip(reads, statements, strict=True):
+            cursor.execute(sql, params)
+            found.append(read._instance(connection, cursor.fetchone()))
+    return found
+
+
 def run_together(*updates: tuple[CompiledUpdate, tuple[Any, ...]]) -> list[int]:
     """Run compiled updates (each with its values), in order, in one round trip on PostgreSQL
     with client-side binding (Django's default there: one string of statements); one after
@@ -221,24 +282,20 @@ def run_together(*updates: tuple[CompiledUpdate, tuple[Any, ...]]) -> list[int]:
     plans = []
     for update, values in updates:
         sql, constants, slots = update._plan()
-        plans.append((update._alias, sql, update._params(values, constants, slots)))
-    aliases = {alias for alias, _, _ in plans}
-    if len(aliases) != 1:
-        raise ValueError("run_together runs updates of one database")
-    connection = connections[aliases.pop()]
-    options = connection.settings_dict.get("OPTIONS") or {}
+        plans.append((sql, update._params(values, constants, slots)))
+    connection = _database_of({update._alias for update, _ in updates})
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and not options.get("server_side_binding"):
+        if _one_string(connection):
             cursor.execute(
-                "; ".join(sql for _, sql, _ in plans),
-                [param for _, _, params in plans for param in params],
+                "; ".join(sql for sql, _ in plans),
+                [param for _, params in plans for param in params],
             )
             counts = [int(cursor.rowcount)]
             while cursor.nextset():
                 counts.append(int(cursor.rowcount))
             return counts
         counts = []
-        for _, sql, params in plans:
+        for sql, params in plans:
             cursor.execute(sql, params)
             counts.append(int(cursor.rowcount))
         return counts
