@@ -32,7 +32,12 @@ from chat.outbox import Outbox
 from chat.payloads import author_payload, flow_status_payload, message_payload
 from chat.presence import presence_clear, presence_touch
 from chat.replay import Replay, Subscription, replay
-from chat.selectors import channel_for_member, held_for_author, message_for_member
+from chat.selectors import (
+    channel_for_member,
+    channel_for_sender,
+    held_for_author,
+    message_for_member,
+)
 from chat.services import (
     message_delete,
     message_edit,
@@ -407,7 +412,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         reply_to = optional_id(frame.get("reply_to"), "reply_to", text=False)
         body = parse_text(frame.get("body"), "body", default="")
         attachments = parse_uuid_list(frame.get("attachments"), "attachments")
-        channel = channel_for_member(self.user, parse_id(frame.get("channel")))
+        channel, sender = channel_for_sender(self.user, parse_id(frame.get("channel")), client_id)
         sent = message_send(
             channel=channel,
             author=self.user,
@@ -415,6 +420,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_id=client_id,
             reply_to=reply_to,
             attachments=attachments,
+            sender=sender,
         )
         return sent.payload
 

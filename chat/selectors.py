@@ -21,7 +21,7 @@ from chat.models import (
 from communities.models import AuditEntry, Community
 from communities.policy import banned_by_channel, can_moderate, raise_banned
 from hobbies.errors import NotFound
-from hobbies.queries import Compiled
+from hobbies.queries import Compiled, first_together
 
 MAX_MENTIONS = 25
 
@@ -44,6 +44,53 @@ def member_channel_query(user_id: int, channel_id: int) -> QuerySet[Channel]:
 _MEMBER_CHANNEL: Compiled[Channel] = Compiled(member_channel_query, int, int)
 
 
+class Sender(NamedTuple):
+    """Who sends, as everyone will see them now (a socket's user object may be hours old), and
+    the id and channel of the message they already sent with this client_id, if any."""
+
+    author: User
+    sent: tuple[int, int] | None
+
+
+def sender_query(user_id: int, client_id: uuid.UUID) -> QuerySet[User]:
+    sent = Message.objects.filter(author=OuterRef("pk"), client_id=client_id)
+    return (
+        User.objects.select_related("profile")
+        .annotate(
+            sent_id=Subquery(sent.values("id")[:1]),
+            sent_channel_id=Subquery(sent.values("channel_id")[:1]),
+        )
+        .filter(pk=user_id)
+    )
+
+
+_SENDER: Compiled[User] = Compiled(sender_query, int, Message._meta.get_field("client_id"))
+
+
+def _sender(row: Any) -> Sender:
+    if row is None:
+        raise NotFound("No such user.")
+    return Sender(row, (row.sent_id, row.sent_channel_id) if row.sent_id is not None else None)
+
+
+def sender_for(user: User, client_id: uuid.UUID) -> Sender:
+    """The read a send makes before its transaction: one query."""
+    return _sender(_SENDER.first(user.pk, client_id))
+
+
+def channel_for_sender(
+    user: User, channel_id: int | None, client_id: uuid.UUID
+) -> tuple[Channel, Sender]:
+    """`channel_for_member` and `sender_for` at once: one round trip on PostgreSQL (a socket's
+    send makes both reads before its transaction)."""
+    if channel_id is None or not user.is_authenticated:
+        raise NotFound("No such channel.")
+    channel, row = first_together(
+        (_MEMBER_CHANNEL, (user.pk, channel_id)), (_SENDER, (user.pk, client_id))
+    )
+    return _member_channel(user, channel_id, channel), _sender(row)
+
+
 def channel_for_member(user: User, channel_id: int | None) -> Channel:
     """The channel with this id, if the user is one of its members; else `NotFound`.
 
@@ -56,7 +103,10 @@ def channel_for_member(user: User, channel_id: int | None) -> Channel:
     """
     if channel_id is None or not user.is_authenticated:
         raise NotFound("No such channel.")
-    channel = _MEMBER_CHANNEL.first(user.pk, channel_id)
+    return _member_channel(user, channel_id, _MEMBER_CHANNEL.first(user.pk, channel_id))
+
+
+def _member_channel(user: User, channel_id: int, channel: Channel | None) -> Channel:
     if channel is None:
         _refuse_banned(user, channel_id)
         raise NotFound("No such channel.")

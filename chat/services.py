@@ -11,7 +11,7 @@ from typing import Any
 import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -32,7 +32,7 @@ from chat.models import (
 )
 from chat.payloads import attachment_payload, flow_status_payload, message_payload
 from chat.rendering import mention_candidates, render_body
-from chat.selectors import channel_for_member, mentionable_members
+from chat.selectors import Sender, channel_for_member, mentionable_members, sender_for
 from communities.models import AuditEntry, Community, Membership
 from communities.policy import can_moderate
 from communities.services import audit_record
@@ -328,6 +328,7 @@ def message_send(
     attachments: Sequence[uuid.UUID] = (),
     screen: bool = True,
     external_id: str = "",
+    sender: Sender | None = None,
 ) -> Sent:
     """Post a message.
 
@@ -337,15 +338,16 @@ def message_send(
     `screen=False`: a held message a moderator approved (the word filter already ran).
     `external_id`: a message another client posted to the messaging service, stored by its
     bridge (inside `chat.backends.inbound()`; no rate limits: it is already out there), or one
-    a channel flow held and now released (`message_flow_resolve`).
+    a channel flow held and now released (`message_flow_resolve`). `sender`: what
+    `sender_for(author, client_id)` read, if the caller read it already (with the channel, in
+    one round trip: `channel_for_sender`).
 
     Raises `MessagePending` when the messaging service holds the message for a channel flow:
     nothing is in the channel then, the author's `HeldMessage` (kind `flow`) is (docs/chime.md).
     """
     cid = client_id
-    # The author as everyone will see them now (a socket's user object may be hours old), and
-    # whether this client_id was sent already: one query.
-    shown_author, sent_before = _author_and_sent(author, cid)
+    # The author as everyone will see them now, and whether this client_id was sent already.
+    shown_author, sent_before = sender or sender_for(author, cid)
     if sent_before is not None:
         existing = _resent(sent_before, channel)
         return Sent(existing, False, message_payload(existing))
@@ -443,33 +445,9 @@ def message_send(
     return Sent(message, True, payload)
 
 
-def _author_and_sent(author: User, client_id: uuid.UUID) -> tuple[User, tuple[int, int] | None]:
-    """The author, read again with their profile, and the id and channel of the message they
-    already sent with this client_id, if any."""
-    row: Any = _AUTHOR_AND_SENT.first(author.pk, client_id)
-    if row is None:
-        raise NotFound("No such user.")
-    return row, (row.sent_id, row.sent_channel_id) if row.sent_id is not None else None
-
-
-def _author_and_sent_query(user_id: int, client_id: uuid.UUID) -> QuerySet[User]:
-    sent = Message.objects.filter(author=OuterRef("pk"), client_id=client_id)
-    return (
-        User.objects.select_related("profile")
-        .annotate(
-            sent_id=Subquery(sent.values("id")[:1]),
-            sent_channel_id=Subquery(sent.values("channel_id")[:1]),
-        )
-        .filter(pk=user_id)
-    )
-
-
-# Every send makes these reads: their SQL is built once.
+# Every send takes this lock: its SQL is built once.
 _CHANNEL_LOCK: Compiled[Channel] = Compiled(
     lambda channel_id: Channel.objects.select_for_update().filter(id=channel_id), int
-)
-_AUTHOR_AND_SENT: Compiled[User] = Compiled(
-    _author_and_sent_query, int, Message._meta.get_field("client_id")
 )
 # ... and these writes: the channel's head, the author's read marker, and the stored rendering
 # (only of the version it was made from).

@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Channel, Message
-from chat.selectors import channel_for_member, member_channel_query
+from chat.selectors import channel_for_member, channel_for_sender, member_channel_query
 from chat.services import channel_create
 from communities.services import membership_timeout
 from conftest import say
 from hobbies.errors import NotFound
-from hobbies.queries import Compiled, CompiledUpdate, run_together
+from hobbies.queries import Compiled, CompiledUpdate, first_together, run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +79,58 @@ def test_a_value_that_does_not_reach_the_query_is_refused(alice):
 def test_the_channel_fetch_still_refuses_outsiders(mallory, general):
     with pytest.raises(NotFound):
         channel_for_member(mallory, general.id)
+
+
+def test_reads_run_together_give_each_its_own_first_row(alice, bob, mallory, community, general):
+    until = timezone.now() + timedelta(hours=1)
+    membership_timeout(community=community, user=bob, by=alice, until=until)
+    sent = say(general, alice, "hello")
+    channel = Compiled(member_channel_query, int, int)
+    author = Compiled(
+        lambda user_id, client_id: (
+            User.objects.select_related("profile")
+            .annotate(
+                sent_id=Subquery(
+                    Message.objects.filter(author=OuterRef("pk"), client_id=client_id).values("id")[
+                        :1
+                    ]
+                )
+            )
+            .filter(pk=user_id)
+        ),
+        int,
+        Message._meta.get_field("client_id"),
+    )
+    with CaptureQueriesContext(connection) as queries:
+        got = first_together(
+            (channel, (bob.pk, general.id)),
+            (author, (alice.pk, sent.client_id)),
+            (channel, (mallory.pk, general.id)),  # not in the community: no row
+            (author, (bob.pk, uuid.uuid4())),
+        )
+    # One round trip on PostgreSQL; one statement each elsewhere.
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4)
+    bobs_view, alice_row, nothing, bob_row = got
+    assert bobs_view.id == general.id and nothing is None
+    assert bobs_view.viewer_timeout_until == until  # converted, as the ORM gives it
+    assert bobs_view.community.slug == community.slug
+    assert (alice_row.pk, alice_row.sent_id, alice_row.profile.user_id) == (
+        alice.pk,
+        sent.id,
+        alice.pk,
+    )
+    assert (bob_row.pk, bob_row.sent_id) == (bob.pk, None)
+
+
+def test_a_send_reads_its_channel_and_sender_as_the_separate_reads_do(alice, mallory, general):
+    sent = say(general, alice, "hello")
+    channel, sender = channel_for_sender(alice, general.id, sent.client_id)
+    assert channel.id == general.id
+    assert channel.viewer_standing == channel_for_member(alice, general.id).viewer_standing
+    assert sender.author.pk == alice.pk and sender.sent == (sent.id, general.id)
+    assert channel_for_sender(alice, general.id, uuid.uuid4())[1].sent is None
+    with pytest.raises(NotFound):
+        channel_for_sender(mallory, general.id, uuid.uuid4())
 
 
 def test_a_compiled_update_changes_only_the_rows_its_values_select(alice, bob, general):
