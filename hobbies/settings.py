@@ -179,7 +179,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "hobbies.layers.LocalChannelLayer",
             "CONFIG": {"capacity": 10_000, "expiry": 60},
         }
     }
