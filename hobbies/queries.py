@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from django.db import connections
 from django.db.models import Field, Model, QuerySet, UUIDField
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
-from django.db.models.sql import UpdateQuery
+from django.db.models.sql import InsertQuery, UpdateQuery
 
 M = TypeVar("M", bound=Model)
 B = TypeVar("B")  # what a build returns
@@ -275,11 +275,36 @@ def first_together(*reads: tuple[Compiled[Any], tuple[Any, ...]]) -> list[Any]:
     return found
 
 
-def run_together(*updates: tuple[CompiledUpdate, tuple[Any, ...]]) -> list[int]:
+def insert_statement(obj: Model, using: str) -> tuple[str, list[Any]]:
+    """The `INSERT` that saving this new object (its primary key already given) sends, to run
+    with others (`run_together(..., first=...)`); fields' `pre_save` applies, as in `save()`
+    (a `created_at` is set on the object). Returns nothing back and sends no signals; once it
+    has run, `mark_saved(obj, using)`."""
+    opts = obj._meta
+    if obj.pk is None:
+        raise ValueError("the object's primary key must be given")
+    query = InsertQuery(type(obj))
+    query.insert_values(list(opts.local_concrete_fields), [obj])
+    statements = query.get_compiler(using=using).as_sql()
+    if len(statements) != 1:
+        raise ValueError("one object, one statement")
+    sql, params = statements[0]
+    return sql, list(params)
+
+
+def mark_saved(obj: Model, using: str) -> None:
+    obj._state.adding = False
+    obj._state.db = using
+
+
+def run_together(
+    *updates: tuple[CompiledUpdate, tuple[Any, ...]], first: tuple[str, list[Any]] | None = None
+) -> list[int]:
     """Run compiled updates (each with its values), in order, in one round trip on PostgreSQL
     with client-side binding (Django's default there: one string of statements); one after
-    another elsewhere. Returns how many rows each changed."""
-    plans = []
+    another elsewhere. `first`: a statement (an `insert_statement`) to run before them, in the
+    same string. Returns how many rows each changed (`first`'s count first, when given)."""
+    plans = [first] if first is not None else []
     for update, values in updates:
         sql, constants, slots = update._plan()
         plans.append((sql, update._params(values, constants, slots)))
@@ -299,3 +324,8 @@ def run_together(*updates: tuple[CompiledUpdate, tuple[Any, ...]]) -> list[int]:
             cursor.execute(sql, params)
             counts.append(int(cursor.rowcount))
         return counts
+
+
+def one_string(alias: str) -> bool:
+    """Whether statements run together go to this database in one round trip."""
+    return _one_string(connections[alias])

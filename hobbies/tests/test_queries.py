@@ -19,7 +19,14 @@ from chat.services import channel_create
 from communities.services import membership_timeout
 from conftest import say
 from hobbies.errors import NotFound
-from hobbies.queries import Compiled, CompiledUpdate, first_together, run_together
+from hobbies.queries import (
+    Compiled,
+    CompiledUpdate,
+    first_together,
+    insert_statement,
+    mark_saved,
+    run_together,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -195,3 +202,62 @@ def test_updates_run_together_fail_together_inside_a_transaction(alice, general)
         run_together((store, ('{"lost": true}', message.id)), (clash, (message.seq, other.id)))
     message.refresh_from_db()
     assert message.payload_json != '{"lost": true}'
+
+
+def test_an_insert_runs_first_with_the_updates_and_saves_what_save_would(alice, general):
+    """`insert_statement` is the row `save()` would write (its `created_at` set as `save()`
+    sets it), run before the updates in the same round trip on PostgreSQL."""
+    head = CompiledUpdate(
+        lambda seq, channel_id: (Channel.objects.filter(id=channel_id), {"last_seq": seq}), int, int
+    )
+    taken = say(general, alice, "before").id
+    message = Message(
+        id=taken + 1000,
+        channel=general,
+        author=alice,
+        client_id=uuid.uuid4(),
+        seq=general.last_seq + 1,
+        body="hi",
+        body_html="<p>hi</p>",
+    )
+    insert = insert_statement(message, "default")
+    assert message.created_at is not None  # set by the field's pre_save, as save() does
+    with CaptureQueriesContext(connection) as queries:
+        counts = run_together((head, (message.seq, general.id)), first=insert)
+    mark_saved(message, "default")
+    assert counts == [1, 1]
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+    stored = Message.objects.get(id=message.id)
+    fields = [f.attname for f in Message._meta.concrete_fields]
+    assert [getattr(stored, f) for f in fields] == [getattr(message, f) for f in fields]
+    assert not message._state.adding
+    general.refresh_from_db()
+    assert general.last_seq == message.seq
+
+
+def test_an_insert_that_clashes_fails_with_its_updates(alice, general):
+    sent = say(general, alice, "first")
+    store = CompiledUpdate(
+        lambda text, message_id: (Message.objects.filter(id=message_id), {"payload_json": text}),
+        Message._meta.get_field("payload_json"),
+        int,
+    )
+    again = Message(
+        id=sent.id + 1000,
+        channel=general,
+        author=alice,
+        client_id=sent.client_id,  # the same author and client_id: refused
+        seq=sent.seq + 1,
+        body="again",
+        body_html="<p>again</p>",
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        run_together((store, ('{"lost": true}', sent.id)), first=insert_statement(again, "default"))
+    sent.refresh_from_db()
+    assert sent.payload_json != '{"lost": true}'
+    assert not Message.objects.filter(id=again.id).exists()
+
+
+def test_an_insert_needs_its_primary_key(alice, general):
+    with pytest.raises(ValueError, match="primary key"):
+        insert_statement(Message(channel=general, author=alice, seq=1), "default")
