@@ -12,6 +12,7 @@ import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -22,6 +23,7 @@ from chat.backends import get_backend, inbound
 from chat.backends.base import MessageDenied, MessagePending
 from chat.hub import encode
 from chat.models import (
+    Attachment,
     Channel,
     ChannelMember,
     HeldMessage,
@@ -38,7 +40,14 @@ from communities.policy import can_moderate
 from communities.services import audit_record
 from hobbies import metrics, ratelimit
 from hobbies.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLong
-from hobbies.queries import Compiled, CompiledUpdate, run_together
+from hobbies.queries import (
+    Compiled,
+    CompiledUpdate,
+    insert_statement,
+    mark_saved,
+    one_string,
+    run_together,
+)
 
 MAX_EMOJI_LENGTH = 16
 
@@ -376,16 +385,26 @@ def message_send(
             ]
         )
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
+    mentioned = [uid for uid in rendered.mentioned_ids if uid != author.id]
+    alias = Message.objects.db
+    # A plain message (the most of them) takes its id with the channel's lock, and its insert
+    # goes with the updates below in one round trip: the lock is held over three round trips,
+    # not four. With mentions, attachments or a messaging service, the insert goes first.
+    one_trip = (
+        one_string(alias)
+        and not (mentioned or attachment_ids or external_id)
+        and get_backend().name == "local"
+    )
     try:
         with transaction.atomic():
             # The row lock orders sends per channel: ids commit in increasing order and each
             # message takes the next position (`seq`), so positions have no gaps.
-            locked = _CHANNEL_LOCK.first(channel.id)
+            locked = (_CHANNEL_LOCK_AND_ID if one_trip else _CHANNEL_LOCK).first(channel.id)
             if locked is None:
                 raise NotFound("No such channel.")
             if slowed:
                 screening.slow_mode_check(channel=locked, author=author)
-            message = Message.objects.create(
+            message = Message(
                 channel=locked,
                 author=author,
                 client_id=cid,
@@ -394,33 +413,41 @@ def message_send(
                 body_html=rendered.html,
                 reply_to=parent,
             )
+            claimed: list[Attachment] = []
+            insert = None
+            if one_trip:
+                message.id = locked.next_message_id  # type: ignore[attr-defined]
+                insert = insert_statement(message, alias)
+            else:
+                message.save(force_insert=True, using=alias)
+                Mention.objects.bulk_create(
+                    Mention(message=message, user_id=uid, channel=locked) for uid in mentioned
+                )
+                claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
+                # Inside the lock and the transaction: a refusal or an outage rolls the message
+                # back (the author retries with the same client_id); docs/chime.md.
+                external_id = external_id or get_backend().send_message(message)
+                if external_id:
+                    message.external_id = external_id
+                    message.save(update_fields=["external_id"])
             locked.last_message_id, locked.last_seq = message.id, message.seq
             channel.last_message_id, channel.last_seq = message.id, message.seq
-            Mention.objects.bulk_create(
-                Mention(message=message, user_id=uid, channel=locked)
-                for uid in rendered.mentioned_ids
-                if uid != author.id
-            )
-            claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
-            # Inside the lock and the transaction: a refusal or an outage rolls the message
-            # back (the author retries with the same client_id); docs/chime.md.
-            external_id = external_id or get_backend().send_message(message)
-            if external_id:
-                message.external_id = external_id
-                message.save(update_fields=["external_id"])
             message.author = shown_author
             # Built from what is in hand (nothing to read back) and stored with the message,
             # so replays and history read it instead of rendering it.
             payload = message_payload(
                 message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
             )
-            # The channel's head, the author's read marker and the stored rendering: one round
-            # trip on PostgreSQL, and all in the one commit.
+            # The channel's head, the author's read marker and the stored rendering (after a
+            # plain message's insert): one round trip on PostgreSQL, and all in the one commit.
             run_together(
                 (_CHANNEL_HEAD, (message.id, message.seq, locked.id)),
                 (_AUTHOR_READ, (message.id, locked.id, author.id)),
                 (_STORE_PAYLOAD, (encode(payload), message.id, message.version)),
+                first=insert,
             )
+            if insert is not None:
+                mark_saved(message, alias)
             _broadcast_message(message, "message.new", payload=payload)
     except IntegrityError:
         # The same client_id raced us; the first one won.
@@ -448,6 +475,20 @@ def message_send(
 # Every send takes this lock: its SQL is built once.
 _CHANNEL_LOCK: Compiled[Channel] = Compiled(
     lambda channel_id: Channel.objects.select_for_update().filter(id=channel_id), int
+)
+# ... and, on PostgreSQL, this one, which also takes the next message id.
+_CHANNEL_LOCK_AND_ID: Compiled[Channel] = Compiled(
+    lambda channel_id: (
+        Channel.objects.select_for_update()
+        .filter(id=channel_id)
+        .annotate(
+            next_message_id=RawSQL(
+                "nextval(pg_get_serial_sequence(%s, %s))",
+                (Message._meta.db_table, Message._meta.pk.column),  # type: ignore[union-attr]
+            )
+        )
+    ),
+    int,
 )
 # ... and these writes: the channel's head, the author's read marker, and the stored rendering
 # (only of the version it was made from).
