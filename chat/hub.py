@@ -316,7 +316,17 @@ class Hub:
             for listener in self._listeners.get(key, ())
         }
         present = await db(channel_members_present)(pairs)
-        for channel_id, user_id in pairs - present:
+        missing = pairs - present
+        if not missing:
+            return
+        # A channel deleted since its head was read (its members went with it) is reported as
+        # deleted, as the check above would have.
+        still_there = await db(channel_heads)(list({channel_id for channel_id, _ in missing}))
+        for channel_id in {channel_id for channel_id, _ in missing} - still_there.keys():
+            self._kick_local(keys[channel_id], channel_id, "deleted")
+        for channel_id, user_id in missing:
+            if channel_id not in still_there:
+                continue
             logger.warning(
                 "hub: user %s may no longer see channel %s; ending the subscription here",
                 user_id,

@@ -87,6 +87,19 @@ async def test_a_channel_deleted_without_a_kick_is_unsubscribed_by_the_check(
     assert told == {"type": "unsubscribed", "channel": general.id, "reason": "deleted"}
 
 
+async def test_a_channel_deleted_while_its_members_are_checked_is_reported_deleted(
+    connect, bob, general
+):
+    """The check read the channel's head before the delete and its members after it (they
+    went with it): the subscription ends as deleted, not as its member removed."""
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    await db(Channel.objects.filter(id=general.id).delete)()
+    await hub.check_members({general.id: channel_key(general.id)})
+    told = await b.recv_type("unsubscribed", timeout=5)
+    assert told == {"type": "unsubscribed", "channel": general.id, "reason": "deleted"}
+
+
 async def test_a_layer_that_forgets_the_hub_closes_sockets_so_they_resume(
     fast_checks, connect, bob, general
 ):
