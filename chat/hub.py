@@ -321,8 +321,9 @@ class Hub:
             return
         # A channel deleted since its head was read (its members went with it) is reported as
         # deleted, as the check above would have.
-        still_there = await db(channel_heads)(list({channel_id for channel_id, _ in missing}))
-        for channel_id in {channel_id for channel_id, _ in missing} - still_there.keys():
+        channel_ids = {channel_id for channel_id, _ in missing}
+        still_there = await db(channel_heads)(list(channel_ids))
+        for channel_id in channel_ids - still_there.keys():
             self._kick_local(keys[channel_id], channel_id, "deleted")
         for channel_id, user_id in missing:
             if channel_id not in still_there:

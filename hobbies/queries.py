@@ -178,8 +178,7 @@ class Compiled(_CompiledOnce[QuerySet[M], _Plan]):
                 plan,
                 [(position, funcs, expression) for position, (funcs, expression) in found.items()],
             )
-        converters = entry[1]
-        return converters  # type: ignore[no-any-return]
+        return entry[1]  # type: ignore[no-any-return]
 
     def _database(self, sample: QuerySet[M]) -> str:
         return sample.db

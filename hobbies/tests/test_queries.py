@@ -30,6 +30,16 @@ from hobbies.queries import (
 
 pytestmark = pytest.mark.django_db
 
+# Two updates the tests below run together.
+STORE_PAYLOAD = CompiledUpdate(
+    lambda text, message_id: (Message.objects.filter(id=message_id), {"payload_json": text}),
+    Message._meta.get_field("payload_json"),
+    int,
+)
+CHANNEL_SEQ = CompiledUpdate(
+    lambda seq, channel_id: (Channel.objects.filter(id=channel_id), {"last_seq": seq}), int, int
+)
+
 
 def test_a_compiled_read_gives_what_the_orm_gives(alice, bob, community, general):
     until = timezone.now() + timedelta(hours=1)
@@ -162,14 +172,8 @@ def test_a_compiled_update_changes_only_the_rows_its_values_select(alice, bob, g
 
 def test_updates_run_together_in_order_with_each_count(alice, bob, general):
     first, second = say(general, alice, "one"), say(general, bob, "two")
-    store = CompiledUpdate(
-        lambda text, message_id: (Message.objects.filter(id=message_id), {"payload_json": text}),
-        Message._meta.get_field("payload_json"),
-        int,
-    )
-    head = CompiledUpdate(
-        lambda seq, channel_id: (Channel.objects.filter(id=channel_id), {"last_seq": seq}), int, int
-    )
+    store = STORE_PAYLOAD
+    head = CHANNEL_SEQ
     with CaptureQueriesContext(connection) as queries:
         counts = run_together(
             (store, ('{"n": 1}', first.id)),
@@ -189,11 +193,7 @@ def test_updates_run_together_in_order_with_each_count(alice, bob, general):
 
 def test_updates_run_together_fail_together_inside_a_transaction(alice, general):
     message = say(general, alice, "one")
-    store = CompiledUpdate(
-        lambda text, message_id: (Message.objects.filter(id=message_id), {"payload_json": text}),
-        Message._meta.get_field("payload_json"),
-        int,
-    )
+    store = STORE_PAYLOAD
     clash = CompiledUpdate(  # the second message's position taken by the first's: refused
         lambda seq, message_id: (Message.objects.filter(id=message_id), {"seq": seq}), int, int
     )
@@ -207,9 +207,7 @@ def test_updates_run_together_fail_together_inside_a_transaction(alice, general)
 def test_an_insert_runs_first_with_the_updates_and_saves_what_save_would(alice, general):
     """`insert_statement` is the row `save()` would write (its `created_at` set as `save()`
     sets it), run before the updates in the same round trip on PostgreSQL."""
-    head = CompiledUpdate(
-        lambda seq, channel_id: (Channel.objects.filter(id=channel_id), {"last_seq": seq}), int, int
-    )
+    head = CHANNEL_SEQ
     taken = say(general, alice, "before").id
     message = Message(
         id=taken + 1000,
@@ -237,11 +235,7 @@ def test_an_insert_runs_first_with_the_updates_and_saves_what_save_would(alice, 
 
 def test_an_insert_that_clashes_fails_with_its_updates(alice, general):
     sent = say(general, alice, "first")
-    store = CompiledUpdate(
-        lambda text, message_id: (Message.objects.filter(id=message_id), {"payload_json": text}),
-        Message._meta.get_field("payload_json"),
-        int,
-    )
+    store = STORE_PAYLOAD
     again = Message(
         id=sent.id + 1000,
         channel=general,
