@@ -43,10 +43,13 @@ from hobbies.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, 
 from hobbies.queries import (
     Compiled,
     CompiledUpdate,
+    Statement,
     insert_statement,
+    locked_write,
+    locked_write_fits,
     mark_saved,
-    one_string,
     run_together,
+    update_statement,
 )
 
 MAX_EMOJI_LENGTH = 16
@@ -387,67 +390,80 @@ def message_send(
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
     mentioned = [uid for uid in rendered.mentioned_ids if uid != author.id]
     alias = Message.objects.db
-    # A plain message (the most of them) takes its id with the channel's lock, and its insert
-    # goes with the updates below in one round trip: the lock is held over three round trips,
-    # not four. With mentions, attachments or a messaging service, the insert goes first.
-    one_trip = (
-        one_string(alias)
-        and not (mentioned or attachment_ids or external_id)
-        and get_backend().name == "local"
-    )
+
+    def new_message(locked: Channel) -> Message:
+        # At the channel's next position: under its row lock.
+        return Message(
+            channel=locked,
+            author=author,
+            client_id=cid,
+            seq=locked.last_seq + 1,
+            body=text,
+            body_html=rendered.html,
+            reply_to=parent,
+        )
+
+    def placed(message: Message, claimed: Sequence[Attachment] = ()) -> tuple[Any, list[Any]]:
+        """The payload of the message (stored), built from what is in hand (nothing to read
+        back), and the updates that go into its commit: the channel's head, the author's read
+        marker and the stored rendering, which replays and history read instead of rendering."""
+        for moved in (message.channel, channel):
+            moved.last_message_id, moved.last_seq = message.id, message.seq
+        message.author = shown_author
+        payload = message_payload(
+            message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
+        )
+        return payload, [
+            (_CHANNEL_HEAD, (message.id, message.seq, channel.id)),
+            (_AUTHOR_READ, (message.id, channel.id, author.id)),
+            (_STORE_PAYLOAD, (encode(payload), message.id, message.version)),
+        ]
+
     try:
+        if (
+            locked_write_fits(alias)
+            and not (mentioned or attachment_ids or external_id or slowed)
+            and get_backend().name == "local"
+        ):
+            # A plain message (the most of them) on PostgreSQL, in two round trips: the
+            # channel's row lock with the message's id, then the insert, the updates and the
+            # commit. The lock is held over one round trip.
+            def write(locked: Channel | None) -> tuple[list[Statement], Any]:
+                if locked is None:
+                    raise NotFound("No such channel.")
+                message = new_message(locked)
+                message.id = locked.next_message_id  # type: ignore[attr-defined]
+                statements = [insert_statement(message, alias)]  # (sets `created_at`)
+                payload, updates = placed(message)
+                statements += [update_statement(update, *values) for update, values in updates]
+                return statements, (message, payload)
+
+            message, payload = locked_write(_CHANNEL_LOCK_AND_ID, (channel.id,), write)
+            mark_saved(message, alias)
+            _broadcast_message(message, "message.new", payload=payload)  # committed: sent now
+            return Sent(message, True, payload)
         with transaction.atomic():
             # The row lock orders sends per channel: ids commit in increasing order and each
             # message takes the next position (`seq`), so positions have no gaps.
-            locked = (_CHANNEL_LOCK_AND_ID if one_trip else _CHANNEL_LOCK).first(channel.id)
+            locked = _CHANNEL_LOCK.first(channel.id)
             if locked is None:
                 raise NotFound("No such channel.")
             if slowed:
                 screening.slow_mode_check(channel=locked, author=author)
-            message = Message(
-                channel=locked,
-                author=author,
-                client_id=cid,
-                seq=locked.last_seq + 1,
-                body=text,
-                body_html=rendered.html,
-                reply_to=parent,
+            message = new_message(locked)
+            message.save(force_insert=True, using=alias)
+            Mention.objects.bulk_create(
+                Mention(message=message, user_id=uid, channel=locked) for uid in mentioned
             )
-            claimed: list[Attachment] = []
-            insert = None
-            if one_trip:
-                message.id = locked.next_message_id  # type: ignore[attr-defined]
-                insert = insert_statement(message, alias)
-            else:
-                message.save(force_insert=True, using=alias)
-                Mention.objects.bulk_create(
-                    Mention(message=message, user_id=uid, channel=locked) for uid in mentioned
-                )
-                claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
-                # Inside the lock and the transaction: a refusal or an outage rolls the message
-                # back (the author retries with the same client_id); docs/chime.md.
-                external_id = external_id or get_backend().send_message(message)
-                if external_id:
-                    message.external_id = external_id
-                    message.save(update_fields=["external_id"])
-            locked.last_message_id, locked.last_seq = message.id, message.seq
-            channel.last_message_id, channel.last_seq = message.id, message.seq
-            message.author = shown_author
-            # Built from what is in hand (nothing to read back) and stored with the message,
-            # so replays and history read it instead of rendering it.
-            payload = message_payload(
-                message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
-            )
-            # The channel's head, the author's read marker and the stored rendering (after a
-            # plain message's insert): one round trip on PostgreSQL, and all in the one commit.
-            run_together(
-                (_CHANNEL_HEAD, (message.id, message.seq, locked.id)),
-                (_AUTHOR_READ, (message.id, locked.id, author.id)),
-                (_STORE_PAYLOAD, (encode(payload), message.id, message.version)),
-                first=insert,
-            )
-            if insert is not None:
-                mark_saved(message, alias)
+            claimed = attachments_claim(message=message, author=author, ids=attachment_ids)
+            # Inside the lock and the transaction: a refusal or an outage rolls the message
+            # back (the author retries with the same client_id); docs/chime.md.
+            external_id = external_id or get_backend().send_message(message)
+            if external_id:
+                message.external_id = external_id
+                message.save(update_fields=["external_id"])
+            payload, updates = placed(message, claimed)
+            run_together(*updates)  # one round trip on PostgreSQL
             _broadcast_message(message, "message.new", payload=payload)
     except IntegrityError:
         # The same client_id raced us; the first one won.
@@ -476,7 +492,7 @@ def message_send(
 _CHANNEL_LOCK: Compiled[Channel] = Compiled(
     lambda channel_id: Channel.objects.select_for_update().filter(id=channel_id), int
 )
-# ... and, on PostgreSQL, this one, which also takes the next message id.
+# ... and, for a plain message on PostgreSQL, this one, which also takes the next message id.
 _CHANNEL_LOCK_AND_ID: Compiled[Channel] = Compiled(
     lambda channel_id: (
         Channel.objects.select_for_update()

@@ -18,10 +18,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Field, Model, QuerySet, UUIDField
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 from django.db.models.sql import InsertQuery, UpdateQuery
@@ -37,6 +38,7 @@ _UUID_STAND_INS = tuple(uuid.UUID(int=(0xC0FFEE << 64) + n) for n in range(4))
 
 
 Kind: TypeAlias = "type[int] | Field[Any, Any]"
+Statement: TypeAlias = "tuple[str, list[Any]]"  # SQL and its parameters
 
 
 def _stand_in(kind: Kind, position: int) -> Any:
@@ -186,7 +188,11 @@ class Compiled(_CompiledOnce[QuerySet[M], _Plan]):
     def _make(self, sample: QuerySet[M], stand_ins: list[Any]) -> _Plan:
         queryset = sample[:1]
         compiler = queryset.query.get_compiler(using=queryset.db)
-        sql, params = compiler.as_sql()
+        # Django compiles a `select_for_update()` only inside a transaction (where it runs); the
+        # atomic block sends nothing, as nothing runs in it.
+        locks = queryset.query.select_for_update
+        with transaction.atomic(using=queryset.db, savepoint=False) if locks else nullcontext():
+            sql, params = compiler.as_sql()
         select_fields = compiler.klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
         return _Plan(
@@ -274,11 +280,11 @@ def first_together(*reads: tuple[Compiled[Any], tuple[Any, ...]]) -> list[Any]:
     return found
 
 
-def insert_statement(obj: Model, using: str) -> tuple[str, list[Any]]:
+def insert_statement(obj: Model, using: str) -> Statement:
     """The `INSERT` that saving this new object (its primary key already given) sends, to run
-    with others (`run_together(..., first=...)`); fields' `pre_save` applies, as in `save()`
-    (a `created_at` is set on the object). Returns nothing back and sends no signals; once it
-    has run, `mark_saved(obj, using)`."""
+    with others (`locked_write`); fields' `pre_save` applies, as in `save()` (a `created_at`
+    is set on the object). Returns nothing back and sends no signals; once it has run,
+    `mark_saved(obj, using)`."""
     opts = obj._meta
     if obj.pk is None:
         raise ValueError("the object's primary key must be given")
@@ -296,17 +302,17 @@ def mark_saved(obj: Model, using: str) -> None:
     obj._state.db = using
 
 
-def run_together(
-    *updates: tuple[CompiledUpdate, tuple[Any, ...]], first: tuple[str, list[Any]] | None = None
-) -> list[int]:
+def update_statement(update: CompiledUpdate, *values: Any) -> Statement:
+    """A compiled update's statement with these values, to run with others (`locked_write`)."""
+    sql, constants, slots = update._plan()
+    return sql, update._params(values, constants, slots)
+
+
+def run_together(*updates: tuple[CompiledUpdate, tuple[Any, ...]]) -> list[int]:
     """Run compiled updates (each with its values), in order, in one round trip on PostgreSQL
     with client-side binding (Django's default there: one string of statements); one after
-    another elsewhere. `first`: a statement (an `insert_statement`) to run before them, in the
-    same string. Returns how many rows each changed (`first`'s count first, when given)."""
-    plans = [first] if first is not None else []
-    for update, values in updates:
-        sql, constants, slots = update._plan()
-        plans.append((sql, update._params(values, constants, slots)))
+    another elsewhere. Returns how many rows each changed."""
+    plans = [update_statement(update, *values) for update, values in updates]
     connection = _database_of({update._alias for update, _ in updates})
     with connection.cursor() as cursor:
         if _one_string(connection):
@@ -325,6 +331,56 @@ def run_together(
         return counts
 
 
-def one_string(alias: str) -> bool:
-    """Whether statements run together go to this database in one round trip."""
-    return _one_string(connections[alias])
+R = TypeVar("R")
+
+
+def locked_write_fits(alias: str) -> bool:
+    """Whether `locked_write` can run on this database now: PostgreSQL with client-side binding,
+    in autocommit (outside any `transaction.atomic` block)."""
+    connection = connections[alias]
+    return (
+        _one_string(connection) and not connection.in_atomic_block and connection.get_autocommit()
+    )
+
+
+def locked_write(
+    lock: Compiled[M],
+    values: tuple[Any, ...],
+    write: Callable[[M | None], tuple[list[Statement], R]],
+) -> R:
+    """A short transaction that holds a row lock over one round trip, not three.
+
+    `BEGIN` goes with `lock` (a `select_for_update()` read) in one round trip; `write(row)`
+    (the row locked, or None) returns the statements to make and a result; they go with
+    `COMMIT` in the second round trip, and the result is returned once that has committed.
+    If `write` or a statement fails, the transaction is rolled back and the error raised
+    (a connection left in an unknown state is closed: the next query opens another).
+
+    Only where `locked_write_fits(alias)`. It is its own transaction, outside Django's:
+    `transaction.on_commit` does not wait for it, so `write` only builds statements and
+    whatever must follow the commit is done by the caller after this returns.
+    """
+    sql, params = lock._statement(values)
+    if not locked_write_fits(lock._alias):
+        raise RuntimeError("locked_write needs PostgreSQL in autocommit, outside transactions")
+    connection = connections[lock._alias]
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("BEGIN; " + sql, params)
+            cursor.nextset()
+            statements, result = write(lock._instance(connection, cursor.fetchone()))
+            cursor.execute(
+                "; ".join([statement for statement, _ in statements] + ["COMMIT"]),
+                [param for _, params in statements for param in params],
+            )
+        except BaseException:
+            _roll_back(connection, cursor)
+            raise
+    return result
+
+
+def _roll_back(connection: Any, cursor: Any) -> None:
+    try:
+        cursor.execute("ROLLBACK")
+    except Exception:
+        connection.close()

@@ -4,13 +4,24 @@ on whichever database the suite runs on."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import OuterRef, Subquery
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 
 from accounts.models import User
 from chat.models import Channel, Message
@@ -22,11 +33,18 @@ from hobbies.errors import NotFound
 from hobbies.queries import (
     Compiled,
     CompiledUpdate,
+    Statement,
     first_together,
     insert_statement,
+    locked_write,
+    locked_write_fits,
     mark_saved,
     run_together,
+    update_statement,
 )
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 pytestmark = pytest.mark.django_db
 
@@ -204,52 +222,156 @@ def test_updates_run_together_fail_together_inside_a_transaction(alice, general)
     assert message.payload_json != '{"lost": true}'
 
 
-def test_an_insert_runs_first_with_the_updates_and_saves_what_save_would(alice, general):
-    """`insert_statement` is the row `save()` would write (its `created_at` set as `save()`
-    sets it), run before the updates in the same round trip on PostgreSQL."""
-    head = CHANNEL_SEQ
-    taken = say(general, alice, "before").id
-    message = Message(
-        id=taken + 1000,
-        channel=general,
-        author=alice,
-        client_id=uuid.uuid4(),
-        seq=general.last_seq + 1,
+def locked_write_test(test: F) -> F:
+    """`locked_write` runs on PostgreSQL outside any transaction, as a socket's send does."""
+    test = pytest.mark.django_db(transaction=True)(test)
+    return pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")(test)
+
+
+LOCK_CHANNEL = Compiled(
+    lambda channel_id: Channel.objects.select_for_update().filter(id=channel_id), int
+)
+
+
+def unsaved(channel: Channel, author: User, client_id: uuid.UUID | None = None) -> Message:
+    """A new message with its id already taken, as `message_send` takes it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('chat_message', 'id'))")
+        (taken,) = cursor.fetchone()
+    return Message(
+        id=taken,
+        channel=channel,
+        author=author,
+        client_id=client_id or uuid.uuid4(),
+        seq=channel.last_seq + 1,
         body="hi",
         body_html="<p>hi</p>",
     )
-    insert = insert_statement(message, "default")
-    assert message.created_at is not None  # set by the field's pre_save, as save() does
+
+
+def elsewhere(read: Callable[[], T]) -> T:
+    """`read()` on another connection (in another thread): what everyone else sees."""
+
+    def run() -> T:
+        try:
+            return read()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def locked_elsewhere(channel_id: int) -> bool:
+    """Whether another connection finds the channel's row locked."""
+
+    def try_lock() -> bool:
+        try:
+            with transaction.atomic():
+                list(Channel.objects.select_for_update(nowait=True).filter(id=channel_id))
+        except OperationalError:
+            return True
+        return False
+
+    return elsewhere(try_lock)
+
+
+def terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def idle() -> bool:
+    """Whether this connection is outside any transaction on the server."""
+    return connection.connection.info.transaction_status == TransactionStatus.IDLE
+
+
+@locked_write_test
+def test_a_locked_write_commits_in_two_round_trips_holding_the_lock_until_then(alice, general):
+    """The lock and BEGIN go in one round trip, the statements `write` returns with COMMIT in
+    the next; the insert is the row `save()` would write, and others see it once it returns."""
+    seen_while_writing = []
+    # Nothing to write: it commits nothing (and the lock's SQL is compiled, once).
+    assert locked_write(LOCK_CHANNEL, (general.id,), lambda locked: ([], "done")) == "done"
+    assert idle()
+    message = unsaved(general, alice)
+
+    def write(locked: Channel | None) -> tuple[list[Statement], Message]:
+        assert locked is not None and locked.id == general.id
+        seen_while_writing.append(locked_elsewhere(general.id))
+        statements = [insert_statement(message, "default")]
+        statements.append(update_statement(CHANNEL_SEQ, message.seq, general.id))
+        return statements, message
+
     with CaptureQueriesContext(connection) as queries:
-        counts = run_together((head, (message.seq, general.id)), first=insert)
+        assert locked_write(LOCK_CHANNEL, (general.id,), write) is message
     mark_saved(message, "default")
-    assert counts == [1, 1]
-    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
-    stored = Message.objects.get(id=message.id)
+    assert [q["sql"].split()[0] for q in queries] == ["BEGIN;", "INSERT"]
+    assert queries[1]["sql"].endswith("; COMMIT")
+    assert seen_while_writing == [True]
+    assert not locked_elsewhere(general.id) and idle()
+    assert message.created_at is not None  # set by the field's pre_save, as save() sets it
+    stored = elsewhere(lambda: Message.objects.get(id=message.id))
     fields = [f.attname for f in Message._meta.concrete_fields]
     assert [getattr(stored, f) for f in fields] == [getattr(message, f) for f in fields]
     assert not message._state.adding
-    general.refresh_from_db()
-    assert general.last_seq == message.seq
+    assert elsewhere(lambda: Channel.objects.get(id=general.id).last_seq) == message.seq
 
 
-def test_an_insert_that_clashes_fails_with_its_updates(alice, general):
+@locked_write_test
+def test_a_locked_write_that_fails_writes_nothing_and_lets_go_of_the_lock(alice, general):
     sent = say(general, alice, "first")
-    store = STORE_PAYLOAD
-    again = Message(
-        id=sent.id + 1000,
-        channel=general,
-        author=alice,
-        client_id=sent.client_id,  # the same author and client_id: refused
-        seq=sent.seq + 1,
-        body="again",
-        body_html="<p>again</p>",
-    )
-    with pytest.raises(IntegrityError), transaction.atomic():
-        run_together((store, ('{"lost": true}', sent.id)), first=insert_statement(again, "default"))
+
+    def clash(locked: Channel | None) -> tuple[list[Statement], None]:
+        assert locked is not None
+        again = unsaved(locked, alice, client_id=sent.client_id)  # the same client_id: refused
+        return [
+            update_statement(STORE_PAYLOAD, '{"lost": true}', sent.id),
+            insert_statement(again, "default"),
+        ], None
+
+    with pytest.raises(IntegrityError):
+        locked_write(LOCK_CHANNEL, (general.id,), clash)
+    assert idle() and not locked_elsewhere(general.id)
     sent.refresh_from_db()
     assert sent.payload_json != '{"lost": true}'
-    assert not Message.objects.filter(id=again.id).exists()
+    assert Message.objects.filter(channel=general).count() == 1
+
+    def refuse(locked: Channel | None) -> tuple[list[Statement], None]:
+        raise NotFound("No such channel.")
+
+    with pytest.raises(NotFound):
+        locked_write(LOCK_CHANNEL, (general.id,), refuse)
+    assert idle() and not locked_elsewhere(general.id)
+
+
+@locked_write_test
+def test_a_locked_write_whose_connection_is_killed_writes_nothing_and_reconnects(alice, general):
+    """The server ends the connection between the two round trips (a restart, a failover):
+    the error reaches the caller, nothing is written, and the next query connects again."""
+    before = Message.objects.count()
+
+    def killed(locked: Channel | None) -> tuple[list[Statement], None]:
+        assert locked is not None
+        message = unsaved(locked, alice)
+        pid = connection.connection.info.backend_pid
+        elsewhere(lambda: terminate(pid))
+        return [insert_statement(message, "default")], None
+
+    with pytest.raises(DatabaseError):
+        locked_write(LOCK_CHANNEL, (general.id,), killed)
+    assert Message.objects.count() == before  # a new connection
+    assert not locked_elsewhere(general.id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_write_runs_only_on_postgresql_outside_transactions(general):
+    """Inside a transaction its own BEGIN and COMMIT would end the caller's: refused."""
+    assert locked_write_fits("default") == (connection.vendor == "postgresql")
+    with transaction.atomic():
+        assert not locked_write_fits("default")
+        with pytest.raises(RuntimeError, match="outside transactions"):
+            locked_write(LOCK_CHANNEL, (general.id,), lambda locked: ([], None))
 
 
 def test_an_insert_needs_its_primary_key(alice, general):
