@@ -3,6 +3,8 @@ channel layer that stops delivering."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 from django.db.models import F
@@ -11,6 +13,7 @@ from django.test import AsyncClient
 from chat.events import channel_key, community_key, user_key
 from chat.hub import channel_layer, group_name, hub
 from chat.models import Channel, ChannelMember
+from chat.services import channel_create
 from conftest import say
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -219,3 +222,42 @@ async def test_a_burst_of_sends_reaches_sockets_whole_and_in_order(
     assert [m["body"] for m in received] == [f"burst {n}" for n in range(30)]
     seqs = [m["seq"] for m in received]
     assert seqs == list(range(seqs[0], seqs[0] + 30))
+
+
+async def test_events_handed_over_while_a_layer_call_is_out_go_together_per_channel_in_order(
+    settings, monkeypatch, connect, alice, bob, community, general
+):
+    """While one layer call is out, the events committed meanwhile wait; then each channel's go
+    in one layer call, in order, and every socket gets every message."""
+    settings.RATE_LIMITS_ENABLED = False
+    other = await db(channel_create)(community=community, name="random", by=alice)
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    await b.subscribe(other.id)
+    layer = channel_layer()
+    send, release = layer.group_send, asyncio.Event()
+    calls: list[tuple[str, int]] = []
+
+    async def group_send(group: str, message: dict) -> None:
+        if group in (group_name(channel_key(general.id)), group_name(channel_key(other.id))):
+            calls.append((group, len(message.get("events", [message]))))
+            if len(calls) == 1:
+                await release.wait()  # a slow layer call: the rest of the burst waits behind it
+        await send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+
+    def burst() -> None:
+        for n in range(20):
+            say(general if n % 2 == 0 else other, alice, f"burst {n}")
+
+    await db(burst)()
+    release.set()
+    received = [(await b.recv_type("message.new", timeout=5))["message"] for _ in range(20)]
+    for channel, first in ((general, 0), (other, 1)):
+        bodies = [m["body"] for m in received if m["channel"] == channel.id]
+        assert bodies == [f"burst {n}" for n in range(first, 20, 2)]
+    # One call held, then at most one call per channel for everything committed meanwhile (a
+    # call per message before).
+    assert sum(count for _, count in calls) == 20
+    assert len(calls) <= 3
