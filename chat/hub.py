@@ -218,7 +218,15 @@ class Hub:
                 logger.exception("hub: channel layer receive failed; retrying")
                 await asyncio.sleep(1)
                 continue
+            if event.get("origin") == channel_name:
+                continue  # this process's own: its sockets had it when it was handed over
             self.dispatch(event)
+
+    def origin_on(self, loop: asyncio.AbstractEventLoop) -> str | None:
+        """This hub's name on the channel layer, if it listens on `loop`: what the events this
+        process publishes from there carry, so that it skips them when the layer brings them
+        back."""
+        return self._channel_name if self._loop is loop else None
 
     def dispatch(self, event: dict[str, Any]) -> None:
         if event.get("type") == "hub.batch":  # several events of one key, in order
@@ -440,7 +448,8 @@ def batch_event(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Events of one key as one: each hub that receives it dispatches them in order."""
     if len(events) == 1:
         return events[0]
-    return {"type": "hub.batch", "key": events[0]["key"], "events": events}
+    origin = {"origin": events[0]["origin"]} if "origin" in events[0] else {}
+    return {"type": "hub.batch", "key": events[0]["key"], "events": events, **origin}
 
 
 async def publish(event: dict[str, Any]) -> None:
@@ -465,6 +474,13 @@ class _Publisher:
         self.task: asyncio.Task[None] | None = None
 
     def put(self, event: dict[str, Any]) -> None:  # in the loop's thread
+        origin = hub.origin_on(self.loop)
+        if origin is not None:
+            # This process's own sockets get it now, not after a trip through the layer (which
+            # under load took tens of milliseconds); the hub skips it when the layer brings it
+            # back, and the other processes' hubs get it from the layer.
+            event = {**event, "origin": origin}
+            hub.dispatch(event)
         self.pending.append(event)
         if self.task is None or self.task.done():
             self.task = self.loop.create_task(self._run())
