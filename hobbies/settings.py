@@ -148,6 +148,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not memory) so live-server tests can share it with a server process; one per
     # test run, so concurrent runs never share one.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+# On PostgreSQL, a pool of open connections per process (Django's, over psycopg_pool). Under
+# ASGI each HTTP request's synchronous code runs in a thread of its own, so a kept connection
+# (CONN_MAX_AGE) would still be a new connection, and a new server backend, per request; the
+# pool lends each request and each socket's database thread one that is already open, checked
+# before it is lent (CONN_HEALTH_CHECKS). 0 turns the pool off.
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 20)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # (a connection goes back to the pool instead)
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(4, DATABASE_POOL_SIZE),
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": env_float("DATABASE_POOL_TIMEOUT", 5.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache ----------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 import websockets
+from django.db import connection
 from websockets.exceptions import ConnectionClosed
 
 from chat.models import ChannelMember
@@ -420,3 +422,31 @@ def test_a_signed_out_socket_opens_and_closes_with_4401(servers):
         return None
 
     assert asyncio.run(scenario()) == 4401
+
+
+def sessions_opened() -> int:
+    """How many connections PostgreSQL has accepted to this database so far."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the pool is PostgreSQL's")
+def test_requests_borrow_pooled_database_connections_instead_of_opening_their_own(
+    servers, alice, general
+):
+    """Under ASGI each request's code runs in a thread of its own: without the pool, every
+    request opened a database connection (and a PostgreSQL backend) of its own."""
+    server = start(servers)
+    cookies = {"sessionid": session_key(alice)}
+    url = f"{server.url}/api/channels/{general.id}/messages/"
+    requests.get(url, cookies=cookies, timeout=10).raise_for_status()  # the pool opens
+    time.sleep(1.5)  # (PostgreSQL counts sessions at most once a second)
+    before = sessions_opened()
+    for _ in range(30):
+        response = requests.get(url, cookies=cookies, timeout=10)
+        assert response.status_code == 200
+        assert response.json()["messages"] == []
+    time.sleep(1.5)
+    assert sessions_opened() - before < 5
