@@ -362,6 +362,17 @@ def test_doctor_exits_non_zero_and_names_the_fix(migrated, closed_port, env, fai
     assert "hunter2" not in result.stdout + result.stderr
 
 
+def test_doctor_says_why_the_database_cannot_be_reached(migrated, closed_port):
+    """On PostgreSQL the app borrows connections from a pool, which only says that it waited:
+    doctor connects straight to the server, whose refusal says why."""
+    url = f"postgres://postgres@127.0.0.1:{closed_port}/hobbies"
+
+    result = manage("doctor", var_dir=migrated, DATABASE_URL=url)
+
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL  database: ")]
+    assert len(failed) == 1 and "Connection refused" in failed[0], result.stdout
+
+
 # --- doctor: the integrations (S3 on the suite's moto server, an OpenID provider on loopback) -
 
 

@@ -46,6 +46,13 @@ async def _layer_roundtrip() -> None:
 
 
 def _database() -> str:
+    if connection.vendor == "postgresql" and connection.pool is not None:  # type: ignore[attr-defined]
+        # Straight to the server first, not through the pool: a pool that cannot connect only
+        # says that it waited; this says why (refused, no such database, a password refused).
+        import psycopg
+
+        params = connection.get_connection_params()
+        psycopg.connect(**params, connect_timeout=5).close()
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return f"{connection.vendor} reachable"
