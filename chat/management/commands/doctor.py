@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -49,8 +50,6 @@ def _database() -> str:
     if connection.vendor == "postgresql" and connection.pool is not None:  # type: ignore[attr-defined]
         # Straight to the server first, not through the pool: a pool that cannot connect only
         # says that it waited; this says why (refused, no such database, a password refused).
-        import psycopg
-
         params = connection.get_connection_params()
         psycopg.connect(**params, connect_timeout=5).close()
     with connection.cursor() as cursor:
