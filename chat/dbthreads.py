@@ -2,9 +2,11 @@
 
 Channels' `database_sync_to_async` runs every call of a process in one thread, so the sends of
 all sockets queued behind each other's round trips to the database. Here each call takes a
-thread from a pool of `CHAT_DB_THREADS` (each with its own kept connection), so sends to
-different channels proceed in parallel; sends to one channel still commit in order under the
-channel's row lock, and one socket's frames are still handled one after another.
+thread from a pool of `CHAT_DB_THREADS` (each keeps its connection between calls; on
+PostgreSQL it is borrowed from the process's connection pool and given back at the thread's
+next check), so sends to different channels proceed in parallel; sends to one channel still
+commit in order under the channel's row lock, and one socket's frames are still handled one
+after another.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # How often a pool thread looks at its connection (its age, and with CONN_HEALTH_CHECKS a
-# `SELECT 1`). Channels does it around every call, which costs a round trip per frame.
+# `SELECT 1`; with the connection pool, CONN_MAX_AGE is 0, so the connection goes back to the
+# pool then). Channels does it around every call, which costs a round trip per frame.
 CHECK_SECONDS = 10.0
 _checked = threading.local()
 
