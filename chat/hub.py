@@ -453,8 +453,15 @@ def batch_event(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def publish(event: dict[str, Any]) -> None:
+    """Send `event` to the hubs listening to its key. One this process's hub published (its
+    `origin`) does not go back to it, where the layer can leave it out (`group_send_others`)."""
     layer = channel_layer()
-    await layer.group_send(group_name(event["key"]), event)
+    origin = event.get("origin")
+    send_others = getattr(layer, "group_send_others", None)
+    if origin and send_others is not None:
+        await send_others(group_name(event["key"]), event, origin)
+    else:
+        await layer.group_send(group_name(event["key"]), event)
 
 
 class _Publisher:

@@ -169,7 +169,7 @@ CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "hobbies")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "hobbies.layers.RedisChannelLayer",
             "CONFIG": {
                 # Reads must outlive channels-redis's 5 s blocking pop, or an idle receive times
                 # out (redis-py's own default socket timeout is also 5 s).

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.test import AsyncClient
 
 from chat.events import channel_key, community_key, user_key
-from chat.hub import channel_layer, group_name, hub
+from chat.hub import channel_layer, frame_event, group_name, hub
 from chat.models import Channel, ChannelMember
 from chat.services import channel_create
 from conftest import say
@@ -224,30 +224,54 @@ async def test_a_burst_of_sends_reaches_sockets_whole_and_in_order(
     assert seqs == list(range(seqs[0], seqs[0] + 30))
 
 
+async def test_an_event_the_layer_brings_back_to_its_own_process_is_not_delivered_twice(
+    settings, monkeypatch, connect, alice, bob, general
+):
+    """Where the layer cannot leave the sender out (several Redis hosts, encrypted messages),
+    the process's own events come back to it; its sockets had them already."""
+    settings.RATE_LIMITS_ENABLED = False
+    b = await connect(bob)
+    await b.subscribe(general.id)
+    layer = channel_layer()
+
+    async def to_everyone(group: str, message: dict, left_out: str) -> None:
+        await layer.group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send_others", to_everyone)
+    await db(say)(general, alice, "once")
+    assert (await b.recv_type("message.new", timeout=5))["message"]["body"] == "once"
+    # Another process's event, after it on the layer: by the time it arrives, the layer has
+    # brought "once" back too, and it was not delivered again.
+    key = channel_key(general.id)
+    await layer.group_send(group_name(key), frame_event(key, {"type": "marker"}))
+    await b.recv_type("marker", timeout=5)
+    assert await b.nothing(timeout=0.3)
+
+
 async def test_a_burst_reaches_local_sockets_at_once_and_goes_out_in_a_call_per_channel(
     settings, monkeypatch, connect, alice, bob, community, general
 ):
     """This process's sockets get each message when it is handed over, in order, without
     waiting for the channel layer (here its first call hangs). Meanwhile the rest wait to be
     published; then each channel's go to the other processes in one layer call, in order, and
-    the hub does not deliver again what the layer brings back."""
+    not back to this one."""
     settings.RATE_LIMITS_ENABLED = False
     other = await db(channel_create)(community=community, name="random", by=alice)
     b = await connect(bob)
     await b.subscribe(general.id)
     await b.subscribe(other.id)
     layer = channel_layer()
-    send, release = layer.group_send, asyncio.Event()
+    send, release = layer.group_send_others, asyncio.Event()
     calls: list[tuple[str, int]] = []
 
-    async def group_send(group: str, message: dict) -> None:
+    async def group_send_others(group: str, message: dict, left_out: str) -> None:
         if group in (group_name(channel_key(general.id)), group_name(channel_key(other.id))):
             calls.append((group, len(message.get("events", [message]))))
             if len(calls) == 1:
                 await release.wait()  # a slow layer call: the rest of the burst waits behind it
-        await send(group, message)
+        await send(group, message, left_out)
 
-    monkeypatch.setattr(layer, "group_send", group_send)
+    monkeypatch.setattr(layer, "group_send_others", group_send_others)
 
     def burst() -> None:
         for n in range(20):
@@ -268,4 +292,4 @@ async def test_a_burst_reaches_local_sockets_at_once_and_goes_out_in_a_call_per_
     # few calls, not one per message.
     assert sum(count for _, count in calls) == 20
     assert len(calls) <= 4
-    assert await b.nothing(timeout=0.5)  # what the layer brought back was not delivered again
+    assert await b.nothing(timeout=0.5)  # nothing was delivered twice
