@@ -403,21 +403,24 @@ def message_send(
             reply_to=parent,
         )
 
-    def placed(message: Message, claimed: Sequence[Attachment] = ()) -> tuple[Any, list[Any]]:
-        """The payload of the message (stored), built from what is in hand (nothing to read
-        back), and the updates that go into its commit: the channel's head, the author's read
-        marker and the stored rendering, which replays and history read instead of rendering."""
+    def placed(message: Message, claimed: Sequence[Attachment] = ()) -> tuple[Any, str, list[Any]]:
+        """The payload of the message, built from what is in hand (nothing to read back); it
+        as stored (replays and history read it instead of rendering); and the updates that go
+        into the message's commit: the channel's head and the author's read marker."""
         for moved in (message.channel, channel):
             moved.last_message_id, moved.last_seq = message.id, message.seq
         message.author = shown_author
         payload = message_payload(
             message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
         )
-        return payload, [
-            (_CHANNEL_HEAD, (message.id, message.seq, channel.id)),
-            (_AUTHOR_READ, (message.id, channel.id, author.id)),
-            (_STORE_PAYLOAD, (encode(payload), message.id, message.version)),
-        ]
+        return (
+            payload,
+            encode(payload),
+            [
+                (_CHANNEL_HEAD, (message.id, message.seq, channel.id)),
+                (_AUTHOR_READ, (message.id, channel.id, author.id)),
+            ],
+        )
 
     try:
         if (
@@ -433,8 +436,11 @@ def message_send(
                     raise NotFound("No such channel.")
                 message = new_message(locked)
                 message.id = locked.next_message_id  # type: ignore[attr-defined]
-                statements = [insert_statement(message, alias)]  # (sets `created_at`)
-                payload, updates = placed(message)
+                message.created_at = timezone.now()  # (as the field's auto_now_add would)
+                payload, stored, updates = placed(message)
+                # Inserted with its stored rendering: no second version of the row.
+                message.payload_json, message.payload_version = stored, message.version
+                statements = [insert_statement(message, alias, as_is=True)]
                 statements += [update_statement(update, *values) for update, values in updates]
                 return statements, (message, payload)
 
@@ -462,7 +468,8 @@ def message_send(
             if external_id:
                 message.external_id = external_id
                 message.save(update_fields=["external_id"])
-            payload, updates = placed(message, claimed)
+            payload, stored, updates = placed(message, claimed)
+            updates.append((_STORE_PAYLOAD, (stored, message.id, message.version)))
             run_together(*updates)  # one round trip on PostgreSQL
             _broadcast_message(message, "message.new", payload=payload)
     except IntegrityError:
@@ -507,7 +514,7 @@ _CHANNEL_LOCK_AND_ID: Compiled[Channel] = Compiled(
     int,
 )
 # ... and these writes: the channel's head, the author's read marker, and the stored rendering
-# (only of the version it was made from).
+# (only of the version it was made from; a plain message on PostgreSQL is inserted with it).
 _CHANNEL_HEAD = CompiledUpdate(
     lambda message_id, seq, channel_id: (
         Channel.objects.filter(id=channel_id),

@@ -280,21 +280,46 @@ def first_together(*reads: tuple[Compiled[Any], tuple[Any, ...]]) -> list[Any]:
     return found
 
 
-def insert_statement(obj: Model, using: str) -> Statement:
+def insert_statement(obj: Model, using: str, *, as_is: bool = False) -> Statement:
     """The `INSERT` that saving this new object (its primary key already given) sends, to run
     with others (`locked_write`); fields' `pre_save` applies, as in `save()` (a `created_at`
-    is set on the object). Returns nothing back and sends no signals; once it has run,
-    `mark_saved(obj, using)`."""
+    is set on the object), or with `as_is` the object's values are taken as they are (the
+    caller has set what `pre_save` would). Returns nothing back and sends no signals; once it
+    has run, `mark_saved(obj, using)`.
+
+    Django's compiler builds the SQL the first time for each model and database; later calls
+    reuse it and prepare only the values, as the compiler does (`pre_save`, then
+    `get_db_prep_save`), unless a value is an expression or a field places its own."""
     opts = obj._meta
     if obj.pk is None:
         raise ValueError("the object's primary key must be given")
+    fields = list(opts.local_concrete_fields)
+    sql = _INSERTS.get((type(obj), using))
+    if sql is not None:
+        if as_is:
+            values = [getattr(obj, field.attname) for field in fields]
+        else:
+            values = [field.pre_save(obj, add=True) for field in fields]
+        if not any(hasattr(value, "resolve_expression") for value in values):
+            connection = connections[using]
+            return sql, [
+                field.get_db_prep_save(value, connection=connection)
+                for field, value in zip(fields, values, strict=True)
+            ]
     query = InsertQuery(type(obj))
-    query.insert_values(list(opts.local_concrete_fields), [obj])
+    query.insert_values(fields, [obj], raw=as_is)
     statements = query.get_compiler(using=using).as_sql()
     if len(statements) != 1:
         raise ValueError("one object, one statement")
     sql, params = statements[0]
+    plain = not any(getattr(field, "get_placeholder", None) for field in fields)
+    if plain and sql.count("%s") == len(fields) == len(params):
+        _INSERTS[type(obj), using] = sql
     return sql, list(params)
+
+
+# Each model's INSERT of all its columns, by (model, database): built by Django's compiler once.
+_INSERTS: dict[tuple[type[Model], str], str] = {}
 
 
 def mark_saved(obj: Model, using: str) -> None:

@@ -342,9 +342,10 @@ def test_a_send_as_a_socket_makes_is_a_pinned_number_of_statements(
     """The fetch that checks membership also reads the author's role and timeout, and the
     author is read with the retry check: a plain send is these statements and no more. On
     PostgreSQL three round trips: the channel with the standing and the author with the retry
-    check; begin with the lock, which takes the message id; the insert with the channel's head,
-    the read marker, the stored rendering and the commit. On SQLite nine statements: each of
-    these on its own."""
+    check; begin with the lock, which takes the message id; the insert (with its stored
+    rendering), the channel's head, the read marker and the commit. On SQLite nine statements:
+    the two reads, BEGIN, the channel again, the insert, three updates (the stored rendering
+    apart) and COMMIT."""
     say(general, alice, "the first send of a process compiles its statements, once")
     client_id = uuid.uuid4()
     with django_assert_num_queries(3 if connection.vendor == "postgresql" else 9):

@@ -19,6 +19,7 @@ from django.db import (
     transaction,
 )
 from django.db.models import OuterRef, Subquery
+from django.db.models.sql import InsertQuery
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
@@ -377,3 +378,27 @@ def test_a_locked_write_runs_only_on_postgresql_outside_transactions(general):
 def test_an_insert_needs_its_primary_key(alice, general):
     with pytest.raises(ValueError, match="primary key"):
         insert_statement(Message(channel=general, author=alice, seq=1), "default")
+
+
+@pytest.mark.django_db
+def test_an_insert_builds_its_sql_once_and_its_values_as_djangos_compiler_does(alice, general):
+    def new(n: int) -> Message:
+        return Message(
+            id=900_000_000 + n,
+            channel=general,
+            author=alice,
+            client_id=uuid.uuid4(),
+            seq=n,
+            body=f"hi {n}",
+            body_html=f"<p>hi {n}</p>",
+        )
+
+    insert_statement(new(1), "default")  # (the SQL is built here, and kept)
+    second = new(2)
+    sql, params = insert_statement(second, "default")
+    assert second.created_at is not None  # its field's pre_save ran
+    # What Django's compiler makes of the object as it is now (raw: pre_save not run again).
+    query = InsertQuery(Message)
+    query.insert_values(list(Message._meta.local_concrete_fields), [second], raw=True)
+    built = query.get_compiler(using="default").as_sql()
+    assert [(sql, params)] == [(s, list(p)) for s, p in built]
