@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -87,6 +87,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     session_hash: str
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, without the `aclose_old_connections()` it awaits before every
+        handler: a hop through the process's one thread for synchronous code, which Django's
+        views share, for every frame a client sends, so a slow page held up every socket of the
+        process. This consumer's synchronous work runs in `chat.dbthreads`' pool, which checks
+        its connections itself, and the sign-in read at connect (Channels' `get_user`) closes
+        its own."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -136,7 +148,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not await self._still_allowed():
             return
         logger.info("socket opened")
-        if await sync_to_async(presence_touch)(self.user_id):
+        if await db(presence_touch)(self.user_id):
             self._announce_presence(online=True)
 
     async def _refuse(self, code: int) -> None:
@@ -179,7 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         keys, self.attached = self.attached, set()
         await hub.detach_all(keys, self)
         if hub.listeners(user_key(self.user_id)) == 0:
-            await sync_to_async(presence_clear)(self.user_id)
+            await db(presence_clear)(self.user_id)
             self._announce_presence(online=False)
 
     def _announce_presence(self, *, online: bool) -> None:
@@ -483,7 +495,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         self._reply({"type": "pong"})
-        if await sync_to_async(presence_touch)(self.user_id):
+        if await db(presence_touch)(self.user_id):
             self._announce_presence(online=True)
 
     async def on_moderation(self, frame: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Database work of sockets, on a pool of threads.
+"""Synchronous work of sockets (the database, the cache), on a pool of threads.
 
 Channels' `database_sync_to_async` runs every call of a process in one thread, so the sends of
 all sockets queued behind each other's round trips to the database. Here each call takes a

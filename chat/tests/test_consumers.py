@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.test import Client
 
@@ -76,6 +79,26 @@ async def test_ack_arrives_after_commit(connect, alice, general):
         frames += await a.until("message.new")
     bodies = [f["message"]["body"] for f in frames if f["type"] == "message.new"]
     assert bodies == ["saved?", "sentinel"]
+
+
+async def test_a_socket_does_not_wait_for_synchronous_work_elsewhere_in_its_process(
+    connect, alice, general
+):
+    """Django runs views' synchronous code, and Channels its sign-in read, in one thread per
+    process. Something slow there (a heavy page) must not hold up what sockets send."""
+    a = await connect(alice)
+    await a.subscribe(general.id)
+    release = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(release.wait)(10))  # that one thread, held
+    try:
+        await a.send({"type": "ping"})
+        assert (await a.recv_type("pong", timeout=2))["type"] == "pong"
+        await a.send(send_frame(general.id, "not held up"))
+        ack = (await a.until("message.ack", timeout=2))[-1]
+        assert ack["message"]["body"] == "not held up"
+    finally:
+        release.set()
+        await busy
 
 
 async def test_same_client_id_twice_over_socket_is_one_message(connect, alice, bob, general):
