@@ -18,6 +18,7 @@ from typing import Any
 import channels_redis.core
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from redis.commands.core import AsyncScript
 
 logger = logging.getLogger(__name__)
 
@@ -37,49 +38,33 @@ class LocalChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
         super()._clean_expired()
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        await self._send_to_group(group, message, left_out="")
+
+    async def group_send_others(self, group: str, message: dict[str, Any], left_out: str) -> None:
+        """Send `message` to every channel in `group` but `left_out` (the sender's own)."""
+        await self._send_to_group(group, message, left_out=left_out)
+
+    async def _send_to_group(self, group: str, message: dict[str, Any], *, left_out: str) -> None:
         if not isinstance(message, dict):
             raise TypeError("a channel layer message is a dict")
         self.require_valid_group_name(group)
         self._clean_expired()
         for channel in list(self.groups.get(group, ())):
+            if channel == left_out:
+                continue
             # As Channels does: a full channel misses the message.
             with contextlib.suppress(ChannelFull):
                 await self.send(channel, message)
 
-    async def group_send_others(self, group: str, message: dict[str, Any], left_out: str) -> None:
-        """Send `message` to every channel in `group` but `left_out` (the sender's own)."""
-        if not isinstance(message, dict):
-            raise TypeError("a channel layer message is a dict")
-        self.require_valid_group_name(group)
-        self._clean_expired()
-        for channel in list(self.groups.get(group, ())):
-            if channel != left_out:
-                with contextlib.suppress(ChannelFull):
-                    await self.send(channel, message)
 
-
-class RedisChannelLayer(channels_redis.core.RedisChannelLayer):  # type: ignore[misc]
-    """channels-redis' layer, with `group_send_others`: a group send that leaves one channel
-    out (the sender's own) and costs one round trip to Redis.
-
-    channels-redis' `group_send` makes four round trips (drop expired members, read the group,
-    drop expired messages, then a script that queues the message for each member), and the
-    sender's own channel gets the message too and must receive it (three more round trips) only
-    to drop it. Here one script does all of it in Redis, in the storage format channels-redis
-    reads: each member's queue is the sorted set `prefix + channel` (up to its `!` for a
-    process's channel), scored by time, holding the serialized message with the member's name
-    under `__asgi_channel__`. The message is serialized once; the script puts each member's
-    name in its place.
-
-    Where that cannot be done in one script (several Redis hosts, per-channel capacities,
-    encrypted messages), it is channels-redis' `group_send` (the left-out channel then gets it
-    too; the hub skips its own events by their `origin`).
-    """
-
-    # KEYS[1]: the group. ARGV: the message before and after the member's name, now, the oldest
-    # member time kept, the oldest message time kept, the queue's expiry, its capacity, the key
-    # prefix, the channel left out. Returns {queued, full}.
-    _SEND_OTHERS = """
+# KEYS[1]: the group. ARGV: the message before and after the member's name, now, the oldest
+# member time kept, the oldest message time kept, the queue's expiry, its capacity, the key
+# prefix, the channel left out. Returns {queued, full}.
+# Called with the layer's connection of the running event loop; redis-py loads it into Redis
+# again if Redis restarted and forgot it.
+_SEND_OTHERS = AsyncScript(
+    None,  # type: ignore[arg-type]  # always called with the client to run on
+    b"""
 local function packed(name)
   local n = #name
   if n < 32 then return string.char(0xa0 + n) .. name end
@@ -103,13 +88,32 @@ for _, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 return {queued, full}
-"""
+""",
+)
+
+
+class RedisChannelLayer(channels_redis.core.RedisChannelLayer):  # type: ignore[misc]
+    """channels-redis' layer, with `group_send_others`: a group send that leaves one channel
+    out (the sender's own) and costs one round trip to Redis.
+
+    channels-redis' `group_send` makes four round trips (drop expired members, read the group,
+    drop expired messages, then a script that queues the message for each member), and the
+    sender's own channel gets the message too and must receive it (three more round trips) only
+    to drop it. Here one script does all of it in Redis, in the storage format channels-redis
+    reads: each member's queue is the sorted set `prefix + channel` (up to its `!` for a
+    process's channel), scored by time, holding the serialized message with the member's name
+    under `__asgi_channel__`. The message is serialized once; the script puts each member's
+    name in its place.
+
+    Where that cannot be done in one script (several Redis hosts, per-channel capacities,
+    encrypted messages), it is channels-redis' `group_send` (the left-out channel then gets it
+    too; the hub skips its own events by their `origin`).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Stands in for a member's name in the serialized message; never a channel's name.
         self._member_mark = "member." + uuid.uuid4().hex
-        self._scripts: dict[int, Any] = {}
 
     def _one_script_fits(self) -> bool:
         return (
@@ -132,12 +136,8 @@ return {queued, full}
         if at < 0:
             await self.group_send(group, message)
             return
-        connection = self.connection(0)
-        script = self._scripts.get(id(connection))
-        if script is None:
-            script = self._scripts[id(connection)] = connection.register_script(self._SEND_OTHERS)
         now = time.time()
-        queued, full = await script(
+        queued, full = await _SEND_OTHERS(
             keys=[self._group_key(group)],
             args=[
                 serialized[:at],
@@ -150,7 +150,7 @@ return {queued, full}
                 self.prefix,
                 left_out,
             ],
-            client=connection,
+            client=self.connection(0),
         )
         if full:
             logger.info("%s of %s channels over capacity in group %s", full, queued + full, group)
