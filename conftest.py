@@ -28,6 +28,7 @@ from chat.models import Channel, Message
 from chat.services import message_send
 from communities.models import Community
 from communities.services import community_create, membership_join
+from hobbies import loopdb
 
 PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test accounts only
 
@@ -272,6 +273,7 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     # Connections persist between frames (CONN_MAX_AGE); close the ones the sockets' database
     # threads opened, so the test database can be dropped at the end of the run.
     await asyncio.to_thread(close_connections)
+    await loopdb.close()  # and the event loop's own (plain sends on PostgreSQL)
     await database_sync_to_async(connections.close_all)()
 
 

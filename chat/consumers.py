@@ -39,9 +39,11 @@ from chat.selectors import (
     message_for_member,
 )
 from chat.services import (
+    Sent,
     message_delete,
     message_edit,
     message_send,
+    message_send_from_loop,
     reaction_add,
     reaction_remove,
     read_mark,
@@ -390,7 +392,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sending += 1
         try:
             try:
-                payload = await db(self._send)(frame)
+                sent = await self._send_from_loop(frame)
+                payload = sent.payload if sent is not None else await db(self._send)(frame)
             except MessagePending as flow:
                 # Stored for its author only, until the channel flow decides (docs/chime.md).
                 self._reply(
@@ -418,6 +421,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 held, self.own_held = self.own_held, []
                 for key, queued, meta in held:
                     self.deliver(key, queued, meta)
+
+    async def _send_from_loop(self, frame: dict[str, Any]) -> Sent | None:
+        """A plain message, sent from the event loop where it can be (`message_send_from_loop`);
+        None: `_send` sends it, in the pool."""
+        client_id = parse_uuid(frame.get("client_id"), "client_id")
+        body = parse_text(frame.get("body"), "body", default="")
+        if optional_id(frame.get("reply_to"), "reply_to", text=False) is not None:
+            return None
+        if parse_uuid_list(frame.get("attachments"), "attachments"):
+            return None
+        channel_id = parse_id(frame.get("channel"))
+        return await message_send_from_loop(
+            author=self.user, channel_id=channel_id, body=body, client_id=client_id
+        )
 
     def _send(self, frame: dict[str, Any]) -> dict[str, Any]:
         client_id = parse_uuid(frame.get("client_id"), "client_id")

@@ -23,11 +23,16 @@ def broadcast_on_commit(
     The payload is built (and encoded, once) after commit, so it shows the committed state.
     """
 
-    def send() -> None:
-        # The commit time rides with the event: the hub measures commit -> socket from it.
-        hub.publish_sync(hub.frame_event(key, build(), {**(meta or {}), "at": time.time()}))
+    transaction.on_commit(lambda: broadcast_committed(key, build, meta), robust=True)
 
-    transaction.on_commit(send, robust=True)
+
+def broadcast_committed(
+    key: str, build: Callable[[], dict[str, Any]], meta: dict[str, Any] | None = None
+) -> None:
+    """Send the frame `build()` returns to `key` now: for a change committed outside Django's
+    transactions (`hobbies.queries.locked_write_async`, on the event loop)."""
+    # The commit time rides with the event: the hub measures commit -> socket from it.
+    hub.publish_sync(hub.frame_event(key, build(), {**(meta or {}), "at": time.time()}))
 
 
 def control_on_commit(key: str, action: str, **data: Any) -> None:

@@ -523,8 +523,11 @@ _publishers_lock = threading.Lock()
 
 
 def _serving_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop that handed this thread its work (a socket's database call or a
-    view run in a thread), if there is one."""
+    """The running event loop of this thread (code on the loop itself), or the one that
+    handed this thread its work (a socket's database call or a view run in a thread), if there
+    is one."""
+    with contextlib.suppress(RuntimeError):
+        return asyncio.get_running_loop()
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
         return None

@@ -95,6 +95,13 @@ def screen_send(
     return bool(channel.slow_mode_seconds)
 
 
+def screen_needs_database(channel: Channel, text: str) -> bool:
+    """Whether `screen_send` may read or write the database for this send (slow mode, or a
+    held word); if not, it only reads what the channel was fetched with."""
+    community: Community = channel.community
+    return bool(channel.slow_mode_seconds) or filter_match(community.held_words, text) is not None
+
+
 def slow_mode_check(*, channel: Channel, author: User) -> None:
     """`SlowMode` if the author's last message in the channel is more recent than its slow
     mode allows. `message_send` asks again under the channel's row lock, so two sends at once

@@ -21,7 +21,7 @@ from chat.models import (
 from communities.models import AuditEntry, Community
 from communities.policy import banned_by_channel, can_moderate, raise_banned
 from hobbies.errors import NotFound
-from hobbies.queries import Compiled, first_together
+from hobbies.queries import Compiled, first_together, first_together_async
 
 MAX_MENTIONS = 25
 
@@ -88,6 +88,25 @@ def channel_for_sender(
     channel, row = first_together(
         (_MEMBER_CHANNEL, (user.pk, channel_id)), (_SENDER, (user.pk, client_id))
     )
+    return _member_channel(user, channel_id, channel), _sender(row)
+
+
+# The reads a send makes before its transaction (compiled before a send runs them from the
+# event loop).
+SEND_READS = (_MEMBER_CHANNEL, _SENDER)
+
+
+async def channel_for_sender_from_loop(
+    user: User, channel_id: int, client_id: uuid.UUID
+) -> tuple[Channel, Sender] | None:
+    """`channel_for_sender` from the event loop (`hobbies.loopdb`), the reads compiled
+    already: the same round trip. None where the channel was not found: whether the user was
+    banned from it takes another read, which `channel_for_sender` makes."""
+    channel, row = await first_together_async(
+        (_MEMBER_CHANNEL, (user.pk, channel_id)), (_SENDER, (user.pk, client_id))
+    )
+    if channel is None:
+        return None
     return _member_channel(user, channel_id, channel), _sender(row)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import emoji as emoji_data
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
@@ -21,6 +23,7 @@ from chat import events, policy, screening
 from chat.attachments import attachment_ids_check, attachments_claim
 from chat.backends import get_backend, inbound
 from chat.backends.base import MessageDenied, MessagePending
+from chat.dbthreads import db
 from chat.hub import encode
 from chat.models import (
     Attachment,
@@ -34,18 +37,27 @@ from chat.models import (
 )
 from chat.payloads import attachment_payload, flow_status_payload, message_payload
 from chat.rendering import mention_candidates, render_body
-from chat.selectors import Sender, channel_for_member, mentionable_members, sender_for
+from chat.selectors import (
+    SEND_READS,
+    Sender,
+    channel_for_member,
+    channel_for_sender_from_loop,
+    mentionable_members,
+    sender_for,
+)
 from communities.models import AuditEntry, Community, Membership
 from communities.policy import can_moderate
 from communities.services import audit_record
-from hobbies import metrics, ratelimit
+from hobbies import loopdb, metrics, ratelimit
 from hobbies.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLong
 from hobbies.queries import (
     Compiled,
     CompiledUpdate,
     Statement,
+    insert_compiled,
     insert_statement,
     locked_write,
+    locked_write_async,
     locked_write_fits,
     mark_saved,
     run_together,
@@ -381,46 +393,10 @@ def message_send(
         if parent is None:
             raise NotFound("The message you reply to is not in this channel.")
     if not external_id:
-        ratelimit.hit_all(
-            [
-                ("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER),
-                ("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL),
-            ]
-        )
+        ratelimit.hit_all(_send_limits(author, channel))
     rendered = render_body(text, mentionable_members(channel, mention_candidates(text)))
     mentioned = [uid for uid in rendered.mentioned_ids if uid != author.id]
     alias = Message.objects.db
-
-    def new_message(locked: Channel) -> Message:
-        # At the channel's next position: under its row lock.
-        return Message(
-            channel=locked,
-            author=author,
-            client_id=cid,
-            seq=locked.last_seq + 1,
-            body=text,
-            body_html=rendered.html,
-            reply_to=parent,
-        )
-
-    def placed(message: Message, claimed: Sequence[Attachment] = ()) -> tuple[Any, str, list[Any]]:
-        """The payload of the message, built from what is in hand (nothing to read back); it
-        as stored (replays and history read it instead of rendering); and the updates that go
-        into the message's commit: the channel's head and the author's read marker."""
-        for moved in (message.channel, channel):
-            moved.last_message_id, moved.last_seq = message.id, message.seq
-        message.author = shown_author
-        payload = message_payload(
-            message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
-        )
-        return (
-            payload,
-            encode(payload),
-            [
-                (_CHANNEL_HEAD, (message.id, message.seq, channel.id)),
-                (_AUTHOR_READ, (message.id, channel.id, author.id)),
-            ],
-        )
 
     try:
         if (
@@ -431,19 +407,9 @@ def message_send(
             # A plain message (the most of them) on PostgreSQL, in two round trips: the
             # channel's row lock with the message's id, then the insert, the updates and the
             # commit. The lock is held over one round trip.
-            def write(locked: Channel | None) -> tuple[list[Statement], Any]:
-                if locked is None:
-                    raise NotFound("No such channel.")
-                message = new_message(locked)
-                message.id = locked.next_message_id  # type: ignore[attr-defined]
-                message.created_at = timezone.now()  # (as the field's auto_now_add would)
-                payload, stored, updates = placed(message)
-                # Inserted with its stored rendering: no second version of the row.
-                message.payload_json, message.payload_version = stored, message.version
-                statements = [insert_statement(message, alias, as_is=True)]
-                statements += [update_statement(update, *values) for update, values in updates]
-                return statements, (message, payload)
-
+            write = _plain_write(
+                channel, author, shown_author, cid, text, rendered.html, parent, alias
+            )
             message, payload = locked_write(_CHANNEL_LOCK_AND_ID, (channel.id,), write)
             mark_saved(message, alias)
             _broadcast_message(message, "message.new", payload=payload)  # committed: sent now
@@ -456,7 +422,7 @@ def message_send(
                 raise NotFound("No such channel.")
             if slowed:
                 screening.slow_mode_check(channel=locked, author=author)
-            message = new_message(locked)
+            message = _new_message(locked, author, cid, text, rendered.html, parent)
             message.save(force_insert=True, using=alias)
             Mention.objects.bulk_create(
                 Mention(message=message, user_id=uid, channel=locked) for uid in mentioned
@@ -468,7 +434,7 @@ def message_send(
             if external_id:
                 message.external_id = external_id
                 message.save(update_fields=["external_id"])
-            payload, stored, updates = placed(message, claimed)
+            payload, stored, updates = _placed(message, channel, author, shown_author, claimed)
             updates.append((_STORE_PAYLOAD, (stored, message.id, message.version)))
             run_together(*updates)  # one round trip on PostgreSQL
             _broadcast_message(message, "message.new", payload=payload)
@@ -493,6 +459,165 @@ def message_send(
         pending.held_as(held.id)
         raise
     return Sent(message, True, payload)
+
+
+def _new_message(
+    locked: Channel, author: User, cid: uuid.UUID, text: str, html: str, parent: Message | None
+) -> Message:
+    # At the channel's next position: under its row lock.
+    return Message(
+        channel=locked,
+        author=author,
+        client_id=cid,
+        seq=locked.last_seq + 1,
+        body=text,
+        body_html=html,
+        reply_to=parent,
+    )
+
+
+def _placed(
+    message: Message,
+    channel: Channel,
+    author: User,
+    shown_author: User,
+    claimed: Sequence[Attachment] = (),
+) -> tuple[Any, str, list[Any]]:
+    """The payload of the message, built from what is in hand (nothing to read back); it as
+    stored (replays and history read it instead of rendering); and the updates that go into
+    the message's commit: the channel's head and the author's read marker."""
+    for moved in (message.channel, channel):
+        moved.last_message_id, moved.last_seq = message.id, message.seq
+    message.author = shown_author
+    payload = message_payload(
+        message, reactions=[], attachments=[attachment_payload(a) for a in claimed]
+    )
+    return (
+        payload,
+        encode(payload),
+        [
+            (_CHANNEL_HEAD, (message.id, message.seq, channel.id)),
+            (_AUTHOR_READ, (message.id, channel.id, author.id)),
+        ],
+    )
+
+
+def _plain_write(
+    channel: Channel,
+    author: User,
+    shown_author: User,
+    cid: uuid.UUID,
+    text: str,
+    html: str,
+    parent: Message | None,
+    alias: str,
+) -> Callable[[Channel | None], tuple[list[Statement], tuple[Message, Any]]]:
+    """What a plain message (a reply perhaps) writes once its channel is locked
+    (`locked_write`): the message, inserted with its stored rendering (no second version of its
+    row), and the updates."""
+
+    def write(locked: Channel | None) -> tuple[list[Statement], tuple[Message, Any]]:
+        if locked is None:
+            raise NotFound("No such channel.")
+        message = _new_message(locked, author, cid, text, html, parent)
+        message.id = locked.next_message_id  # type: ignore[attr-defined]
+        message.created_at = timezone.now()  # (as the field's auto_now_add would)
+        payload, stored, updates = _placed(message, channel, author, shown_author)
+        message.payload_json, message.payload_version = stored, message.version
+        statements = [insert_statement(message, alias, as_is=True)]
+        statements += [update_statement(update, *values) for update, values in updates]
+        return statements, (message, payload)
+
+    return write
+
+
+async def message_send_from_loop(
+    *, author: User, channel_id: int | None, body: str, client_id: uuid.UUID
+) -> Sent | None:
+    """`message_send` of a plain message (text that names no one, no reply, no attachments)
+    on PostgreSQL, from the event loop (`hobbies.loopdb`): the same reads, checks and writes
+    in the same order, with no thread hand-off between them (docs/performance.md, eighth
+    round). Errors are those `message_send` raises.
+
+    None where the send needs more than that: a retry of a `client_id`, a channel not found
+    (or one the user was banned from), slow mode, a held word, another messaging backend, a
+    client_id that raced another send. The caller then runs `message_send` in a thread, which
+    reads again and decides. Rate limits, when on, are counted by the sockets' thread pool.
+
+    The write and its broadcast run on, shielded, if the caller is cancelled (its socket
+    closed): a message that commits is always announced.
+    """
+    alias = Message.objects.db
+    if channel_id is None or not loopdb.usable(alias) or get_backend().name != "local":
+        return None
+    if mention_candidates(body):
+        return None
+    if not _plain_send_compiled(alias):
+        await db(_compile_plain_send)(alias)
+    found = await channel_for_sender_from_loop(author, channel_id, client_id)
+    if found is None:
+        return None
+    channel, (shown_author, sent_before) = found
+    if sent_before is not None:
+        return None
+    text = _clean_body(body)
+    check_writable(channel)
+    standing = channel.viewer_standing  # (read with the channel)
+    if standing is None:
+        return None
+    if not policy.can_post(author, channel, role=standing[0]):
+        raise Forbidden("Only moderators post in announcement channels.")
+    if screening.screen_needs_database(channel, text):
+        return None
+    screening.screen_send(
+        channel=channel, author=author, text=text, client_id=client_id, reply_to=None
+    )
+    if settings.RATE_LIMITS_ENABLED:
+        await db(ratelimit.hit_all)(_send_limits(author, channel))
+    rendered = render_body(text)
+    write = _plain_write(channel, author, shown_author, client_id, text, rendered.html, None, alias)
+
+    async def commit() -> Sent | None:
+        try:
+            message, payload = await locked_write_async(_CHANNEL_LOCK_AND_ID, (channel.id,), write)
+        except psycopg.IntegrityError:
+            return None  # the same client_id raced us: `message_send` finds the first one
+        mark_saved(message, alias)
+        _broadcast_message(message, "message.new", payload=payload, committed=True)
+        return Sent(message, True, payload)
+
+    committing = asyncio.ensure_future(commit())
+    _committing.add(committing)
+    committing.add_done_callback(_committing.discard)
+    return await asyncio.shield(committing)
+
+
+# Commits running on after their caller was cancelled (kept referenced until done).
+_committing: set[asyncio.Future[Sent | None]] = set()
+
+
+def _send_limits(author: User, channel: Channel) -> list[tuple[str, str, ratelimit.Rate]]:
+    return [
+        ("msg-user", str(author.id), settings.RATE_LIMIT_MESSAGES_USER),
+        ("msg-channel", str(channel.id), settings.RATE_LIMIT_MESSAGES_CHANNEL),
+    ]
+
+
+def _plain_send_compiled(alias: str) -> bool:
+    return (
+        all(read.compiled() for read in (*SEND_READS, _CHANNEL_LOCK_AND_ID))
+        and all(update.compiled() for update in (_CHANNEL_HEAD, _AUTHOR_READ))
+        and insert_compiled(Message, alias)
+    )
+
+
+def _compile_plain_send(alias: str) -> None:
+    """Build the SQL a plain send runs (nothing is sent to the database)."""
+    for compiled in (*SEND_READS, _CHANNEL_LOCK_AND_ID, _CHANNEL_HEAD, _AUTHOR_READ):
+        compiled._plan()
+    sample = Message(id=1, channel_id=1, author_id=1, client_id=uuid.uuid4(), seq=1)
+    sample.created_at = timezone.now()
+    insert_statement(sample, alias, as_is=True)
 
 
 # Every send takes this lock: its SQL is built once.
@@ -683,11 +808,14 @@ def _broadcast_message(
     message: Message,
     kind: str,
     payload: dict[str, Any] | None = None,
+    *,
+    committed: bool = False,
     **extra: Any,
 ) -> None:
     """Broadcast the message's payload after commit: `payload` when given (built from what is
     in hand), else read back from the database then. A change to an existing message also makes
-    its stored rendering stale (`message_changed`)."""
+    its stored rendering stale (`message_changed`). `committed`: written outside Django's
+    transactions and committed already (`locked_write_async`): sent now."""
     message_id, channel_id = message.id, message.channel_id
     if kind != "message.new":
         message_changed(message_ids=[message_id])
@@ -699,7 +827,8 @@ def _broadcast_message(
             metrics.message_published(community=community_id, channel=channel_id)
         return {"type": kind, "message": made, **extra}
 
-    events.broadcast_on_commit(
+    broadcast = events.broadcast_committed if committed else events.broadcast_on_commit
+    broadcast(
         events.channel_key(channel_id),
         build,
         meta={"kind": kind, "id": message_id, "seq": message.seq, "author": message.author_id},

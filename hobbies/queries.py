@@ -15,6 +15,7 @@ and nothing else may (checked when the plan is made).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable
@@ -22,10 +23,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
+import psycopg
 from django.db import connections, transaction
 from django.db.models import Field, Model, QuerySet, UUIDField
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 from django.db.models.sql import InsertQuery, UpdateQuery
+
+from hobbies import loopdb
 
 M = TypeVar("M", bound=Model)
 B = TypeVar("B")  # what a build returns
@@ -109,6 +113,11 @@ class _CompiledOnce(Generic[B, P]):
                 ]
                 plan = self._plans[alias] = self._make(sample, stand_ins)
         return plan
+
+    def compiled(self) -> bool:
+        """Whether the plan is made (the first call makes it, which needs a database
+        connection of Django's: code on the event loop runs only what is compiled already)."""
+        return bool(self._alias) and self._alias in self._plans
 
     def _params(self, values: tuple[Any, ...], constants: Any, slots: Any) -> list[Any]:
         if len(values) != len(self.kinds):
@@ -322,6 +331,12 @@ def insert_statement(obj: Model, using: str, *, as_is: bool = False) -> Statemen
 _INSERTS: dict[tuple[type[Model], str], str] = {}
 
 
+def insert_compiled(model: type[Model], using: str) -> bool:
+    """Whether `insert_statement` has built this model's INSERT for `using` (its first call
+    needs a database connection of Django's)."""
+    return (model, using) in _INSERTS
+
+
 def mark_saved(obj: Model, using: str) -> None:
     obj._state.adding = False
     obj._state.db = using
@@ -402,6 +417,71 @@ def locked_write(
             _roll_back(connection, cursor)
             raise
     return result
+
+
+# --- The same, from the event loop (hobbies.loopdb) --------------------------------------------
+
+
+async def first_together_async(*reads: tuple[Compiled[Any], tuple[Any, ...]]) -> list[Any]:
+    """`first_together` on a connection of the event loop (`loopdb.usable` databases, and
+    reads already `compiled()`). A connection found lost (PostgreSQL restarted since it was
+    last used) is replaced once: the reads change nothing."""
+    statements = [read._statement(values) for read, values in reads]
+    connection = _database_of({read._alias for read, _ in reads})
+    sql = "; ".join(sql for sql, _ in statements)
+    params = [param for _, params in statements for param in params]
+    for fresh in (False, True):
+        async with loopdb.connection(connection.alias, fresh=fresh) as conn:
+            try:
+                cursor = await conn.execute(sql, params)
+            except psycopg.OperationalError:
+                if fresh or not conn.closed:
+                    raise
+                continue
+            found = []
+            for n, (read, _) in enumerate(reads):
+                if n:
+                    cursor.nextset()
+                found.append(read._instance(connection, await cursor.fetchone()))
+            return found
+    raise AssertionError("unreachable")
+
+
+async def locked_write_async(
+    lock: Compiled[M],
+    values: tuple[Any, ...],
+    write: Callable[[M | None], tuple[list[Statement], R]],
+) -> R:
+    """`locked_write` on a connection of the event loop (`loopdb.usable` databases, with
+    `lock` compiled and every statement `write` builds able to be built without a connection
+    of Django's). A connection found lost before the transaction began is replaced once.
+    If `write` or a statement fails, or the caller is cancelled, the transaction is rolled
+    back (or the connection closed, which PostgreSQL rolls back). Once the `COMMIT` is sent the
+    outcome is whatever PostgreSQL made of it: a caller that must act on a commit shields this
+    from cancellation."""
+    sql, params = lock._statement(values)
+    connection = connections[lock._alias]
+    for fresh in (False, True):
+        async with loopdb.connection(lock._alias, fresh=fresh) as conn:
+            try:
+                cursor = await conn.execute("BEGIN; " + sql, params)
+            except psycopg.OperationalError:
+                if fresh or not conn.closed:
+                    raise
+                continue
+            try:
+                cursor.nextset()
+                statements, result = write(lock._instance(connection, await cursor.fetchone()))
+                await cursor.execute(
+                    "; ".join([statement for statement, _ in statements] + ["COMMIT"]),
+                    [param for _, params in statements for param in params],
+                )
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                raise
+            return result
+    raise AssertionError("unreachable")
 
 
 def _roll_back(connection: Any, cursor: Any) -> None:

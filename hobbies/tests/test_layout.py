@@ -4,7 +4,7 @@ Reads every module of the project (tests and migrations aside) with `ast`, witho
 and checks the layers, lowest first:
 
     hobbies edge helpers (errors, parsing, ratelimit, http, middleware, admin_base, cache, queries,
-      metrics, logs)
+      loopdb, metrics, logs)
       → accounts → communities → chat → analytics
         → hobbies top (settings, urls, asgi, health): wires the apps together
 
@@ -28,6 +28,7 @@ EDGE = {
     "admin_base",
     "cache",
     "queries",
+    "loopdb",
     "metrics",
     "logs",
 }
