@@ -29,6 +29,7 @@ from chat.services import message_send
 from communities.models import Community
 from communities.services import community_create, membership_join
 from hobbies import loopdb
+from hobbies.cache import close_async_client
 
 PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test accounts only
 
@@ -274,6 +275,7 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     # threads opened, so the test database can be dropped at the end of the run.
     await asyncio.to_thread(close_connections)
     await loopdb.close()  # and the event loop's own (plain sends on PostgreSQL)
+    await close_async_client()
     await database_sync_to_async(connections.close_all)()
 
 

@@ -104,6 +104,10 @@ class App:
             postgres_database(PG_DATABASE, create=False)
 
 
+# --rate-limits: the servers count rate limits (the benchmarks turn them off otherwise).
+COUNT_RATE_LIMITS = False
+
+
 async def start_app(
     name: str, workdir: Path, *, users: int, channels: int = 0, messages: int = 0
 ) -> App:
@@ -118,6 +122,10 @@ async def start_app(
         "DJANGO_DEBUG": "0",
         "CHAT_MAX_SOCKETS_PER_USER": "100",
     }
+    if COUNT_RATE_LIMITS:
+        # Counted as in production, with limits no sender reaches.
+        env["RATE_LIMITS_ENABLED"] = "1"
+        env["RATE_LIMIT_MESSAGES_USER"] = env["RATE_LIMIT_MESSAGES_CHANNEL"] = "100000/10"
     port = free_port()
     if name == "app-pg":
         env["DATABASE_URL"] = postgres_database(PG_DATABASE, create=True)
@@ -650,6 +658,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--wait-quiet", type=float, default=0.0)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--rate-limits", action="store_true", help="count rate limits (set too high to refuse)"
+    )
     args = parser.parse_args(argv)
     args.only = [w for w in args.only.split(",") if w]
     args.servers = [s for s in args.servers.split(",") if s]
@@ -660,8 +671,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> int:
+    global COUNT_RATE_LIMITS
     os.chdir(ROOT)
-    return asyncio.run(run(parse_args()))
+    args = parse_args()
+    COUNT_RATE_LIMITS = args.rate_limits
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

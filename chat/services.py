@@ -542,7 +542,7 @@ async def message_send_from_loop(
     None where the send needs more than that: a retry of a `client_id`, a channel not found
     (or one the user was banned from), slow mode, a held word, another messaging backend, a
     client_id that raced another send. The caller then runs `message_send` in a thread, which
-    reads again and decides. Rate limits, when on, are counted by the sockets' thread pool.
+    reads again and decides.
 
     The write and its broadcast run on, shielded, if the caller is cancelled (its socket
     closed): a message that commits is always announced.
@@ -572,8 +572,7 @@ async def message_send_from_loop(
     screening.screen_send(
         channel=channel, author=author, text=text, client_id=client_id, reply_to=None
     )
-    if settings.RATE_LIMITS_ENABLED:
-        await db(ratelimit.hit_all)(_send_limits(author, channel))
+    await ratelimit.hit_all_async(_send_limits(author, channel))
     rendered = render_body(text)
     write = _plain_write(channel, author, shown_author, client_id, text, rendered.html, None, alias)
 

@@ -14,10 +14,14 @@ message sent before rate limits took one).
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from functools import cache as once
 from typing import Any, cast
 
 import redis
+import redis.asyncio
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
@@ -57,6 +61,39 @@ def redis_client() -> redis.Redis | None:
     return None
 
 
+def async_redis_client() -> redis.asyncio.Redis | None:
+    """The running event loop's own client of the cache's Redis server (the one written to),
+    when the cache is Redis: for a Lua script from the event loop (rate limits). One per event
+    loop, made on first use."""
+    backend = _backend()
+    if not isinstance(backend, DjangoRedisCache):
+        return None
+    loop = asyncio.get_running_loop()
+    with _async_lock:
+        client = _async_clients.get(loop)
+        if client is None:
+            django_client: Any = cast(Any, backend)._cache
+            options = {k: v for k, v in django_client._pool_options.items() if k != "parser_class"}
+            client = _async_clients[loop] = redis.asyncio.Redis.from_url(
+                django_client._servers[0], **options
+            )
+        return client
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+_async_lock = threading.Lock()
+
+
+async def close_async_client() -> None:
+    """Close the running event loop's client, if it has one (its loop is about to end)."""
+    with _async_lock:
+        client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
 @once
 def _backend() -> BaseCache:
     return caches.create_connection("default")
@@ -66,6 +103,8 @@ def _backend() -> BaseCache:
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "CACHES":  # tests point the cache elsewhere
         _backend.cache_clear()
+        with _async_lock:
+            _async_clients.clear()
 
 
 class _Shared:

@@ -6,10 +6,10 @@ import time
 from collections.abc import Sequence
 
 from django.conf import settings
-from redis.commands.core import Script
+from redis.commands.core import AsyncScript, Script
 
 from hobbies import metrics
-from hobbies.cache import cache, redis_client
+from hobbies.cache import async_redis_client, cache, redis_client
 from hobbies.errors import RateLimited
 
 Rate = tuple[int, int]  # (count, seconds)
@@ -17,17 +17,18 @@ Rate = tuple[int, int]  # (count, seconds)
 # Counts each key in turn and stops at the first over its limit (its 1-based index; 0: none),
 # so a refused action is not counted against the limits after it: a member past their own
 # limit does not use up their channel's.
-_COUNT_SCRIPT = Script(
-    None,  # type: ignore[arg-type]  # always called with the client to run on
-    b"""
+_COUNT_SOURCE = b"""
 for i, key in ipairs(KEYS) do
   local count = redis.call('INCR', key)
   if count == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
   if count > tonumber(ARGV[2 * i - 1]) then return i end
 end
 return 0
-""",
-)
+"""
+# Each always called with the client to run on; redis-py loads the script into Redis again if
+# Redis restarted and forgot it.
+_COUNT_SCRIPT = Script(None, _COUNT_SOURCE)  # type: ignore[arg-type]
+_COUNT_SCRIPT_ASYNC = AsyncScript(None, _COUNT_SOURCE)  # type: ignore[arg-type]
 
 
 def hit(scope: str, key: str, rate: Rate) -> None:
@@ -41,15 +42,10 @@ def hit_all(limits: Sequence[tuple[str, str, Rate]]) -> None:
     if not settings.RATE_LIMITS_ENABLED or not limits:
         return
     now = time.time()
-    keys = [f"rl:{scope}:{key}:{int(now // window)}" for scope, key, (_, window) in limits]
+    keys = _keys(limits, now)
     client = redis_client()
     if client is not None:
-        args: list[int] = []
-        for _, _, (limit, window) in limits:
-            args += [limit, window + 1]
-        # redis-py loads the script again if Redis restarted and forgot it.
-        keys = [cache.make_and_validate_key(k) for k in keys]
-        over = int(_COUNT_SCRIPT(keys=keys, args=args, client=client))
+        over = int(_COUNT_SCRIPT(keys=_cache_keys(keys), args=_script_args(limits), client=client))
     else:
         over = 0
         for index, (cache_key, (_, _, (limit, window))) in enumerate(
@@ -58,6 +54,41 @@ def hit_all(limits: Sequence[tuple[str, str, Rate]]) -> None:
             if _count_local(cache_key, window) > limit:
                 over = index
                 break
+    _refuse_past(limits, over, now)
+
+
+async def hit_all_async(limits: Sequence[tuple[str, str, Rate]]) -> None:
+    """`hit_all` from the event loop: on Redis the same script, through the loop's own client
+    (`hobbies.cache.async_redis_client`); on the local-memory cache (no I/O) `hit_all`."""
+    if not settings.RATE_LIMITS_ENABLED or not limits:
+        return
+    client = async_redis_client()
+    if client is None:
+        hit_all(limits)
+        return
+    now = time.time()
+    keys = _cache_keys(_keys(limits, now))
+    over = int(await _COUNT_SCRIPT_ASYNC(keys=keys, args=_script_args(limits), client=client))
+    _refuse_past(limits, over, now)
+
+
+def _keys(limits: Sequence[tuple[str, str, Rate]], now: float) -> list[str]:
+    return [f"rl:{scope}:{key}:{int(now // window)}" for scope, key, (_, window) in limits]
+
+
+def _cache_keys(keys: list[str]) -> list[str]:
+    return [cache.make_and_validate_key(k) for k in keys]
+
+
+def _script_args(limits: Sequence[tuple[str, str, Rate]]) -> list[int]:
+    args: list[int] = []
+    for _, _, (limit, window) in limits:
+        args += [limit, window + 1]
+    return args
+
+
+def _refuse_past(limits: Sequence[tuple[str, str, Rate]], over: int, now: float) -> None:
+    """`RateLimited` for the limit at (1-based) index `over`, if any."""
     if over:
         scope, _, (_, window) = limits[over - 1]
         retry = max(1, math.ceil(int(now // window) * window + window - time.time()))
