@@ -12,6 +12,7 @@ from django.db import connection, connections
 from chat import services
 from chat.consumers import ChatConsumer
 from chat.models import Message
+from chat.tests.test_consumers import send_frame
 from hobbies import loopdb
 
 pytestmark = [
@@ -22,16 +23,6 @@ pytestmark = [
 ]
 
 db = database_sync_to_async
-
-
-def send_frame(channel_id: int, body: str, **extra) -> dict:
-    return {
-        "type": "message.send",
-        "channel": channel_id,
-        "client_id": str(uuid.uuid4()),
-        "body": body,
-        **extra,
-    }
 
 
 @pytest.fixture
