@@ -425,23 +425,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send_from_loop(self, frame: dict[str, Any]) -> Sent | None:
         """A plain message, sent from the event loop where it can be (`message_send_from_loop`);
         None: `_send` sends it, in the pool."""
-        client_id = parse_uuid(frame.get("client_id"), "client_id")
-        body = parse_text(frame.get("body"), "body", default="")
-        if optional_id(frame.get("reply_to"), "reply_to", text=False) is not None:
+        channel_id, client_id, body, reply_to, attachments = _send_fields(frame)
+        if reply_to is not None or attachments:
             return None
-        if parse_uuid_list(frame.get("attachments"), "attachments"):
-            return None
-        channel_id = parse_id(frame.get("channel"))
         return await message_send_from_loop(
             author=self.user, channel_id=channel_id, body=body, client_id=client_id
         )
 
     def _send(self, frame: dict[str, Any]) -> dict[str, Any]:
-        client_id = parse_uuid(frame.get("client_id"), "client_id")
-        reply_to = optional_id(frame.get("reply_to"), "reply_to", text=False)
-        body = parse_text(frame.get("body"), "body", default="")
-        attachments = parse_uuid_list(frame.get("attachments"), "attachments")
-        channel, sender = channel_for_sender(self.user, parse_id(frame.get("channel")), client_id)
+        channel_id, client_id, body, reply_to, attachments = _send_fields(frame)
+        channel, sender = channel_for_sender(self.user, channel_id, client_id)
         sent = message_send(
             channel=channel,
             author=self.user,
@@ -534,3 +527,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "ping": on_ping,
         **dict.fromkeys(moderation_api.ACTIONS, on_moderation),
     }
+
+
+def _send_fields(
+    frame: dict[str, Any],
+) -> tuple[int | None, uuid.UUID, str, int | None, list[uuid.UUID]]:
+    """A `message.send` frame's channel, client_id, body, reply target and attachments (checked
+    in the order they always were, so the same field is reported first)."""
+    client_id = parse_uuid(frame.get("client_id"), "client_id")
+    reply_to = optional_id(frame.get("reply_to"), "reply_to", text=False)
+    body = parse_text(frame.get("body"), "body", default="")
+    attachments = parse_uuid_list(frame.get("attachments"), "attachments")
+    return parse_id(frame.get("channel")), client_id, body, reply_to, attachments

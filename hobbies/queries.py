@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
@@ -422,29 +422,37 @@ def locked_write(
 # --- The same, from the event loop (hobbies.loopdb) --------------------------------------------
 
 
-async def first_together_async(*reads: tuple[Compiled[Any], tuple[Any, ...]]) -> list[Any]:
-    """`first_together` on a connection of the event loop (`loopdb.usable` databases, and
-    reads already `compiled()`). A connection found lost (PostgreSQL restarted since it was
-    last used) is replaced once: the reads change nothing."""
-    statements = [read._statement(values) for read, values in reads]
-    connection = _database_of({read._alias for read, _ in reads})
-    sql = "; ".join(sql for sql, _ in statements)
-    params = [param for _, params in statements for param in params]
+@contextlib.asynccontextmanager
+async def _sent(alias: str, sql: str, params: list[Any]) -> AsyncIterator[tuple[Any, Any]]:
+    """A connection of the event loop with `sql` sent on it, and its cursor, for the block. A
+    connection found lost (PostgreSQL restarted since it was last used) is replaced once:
+    nothing ran on it."""
     for fresh in (False, True):
-        async with loopdb.connection(connection.alias, fresh=fresh) as conn:
+        async with loopdb.connection(alias, fresh=fresh) as conn:
             try:
                 cursor = await conn.execute(sql, params)
             except psycopg.OperationalError:
                 if fresh or not conn.closed:
                     raise
                 continue
-            found = []
-            for n, (read, _) in enumerate(reads):
-                if n:
-                    cursor.nextset()
-                found.append(read._instance(connection, await cursor.fetchone()))
-            return found
-    raise AssertionError("unreachable")
+            yield conn, cursor
+            return
+
+
+async def first_together_async(*reads: tuple[Compiled[Any], tuple[Any, ...]]) -> list[Any]:
+    """`first_together` on a connection of the event loop (`loopdb.usable` databases, and
+    reads already `compiled()`)."""
+    statements = [read._statement(values) for read, values in reads]
+    connection = _database_of({read._alias for read, _ in reads})
+    sql = "; ".join(sql for sql, _ in statements)
+    params = [param for _, params in statements for param in params]
+    async with _sent(connection.alias, sql, params) as (_, cursor):
+        found = []
+        for n, (read, _) in enumerate(reads):
+            if n:
+                cursor.nextset()
+            found.append(read._instance(connection, await cursor.fetchone()))
+        return found
 
 
 async def locked_write_async(
@@ -461,27 +469,19 @@ async def locked_write_async(
     from cancellation."""
     sql, params = lock._statement(values)
     connection = connections[lock._alias]
-    for fresh in (False, True):
-        async with loopdb.connection(lock._alias, fresh=fresh) as conn:
-            try:
-                cursor = await conn.execute("BEGIN; " + sql, params)
-            except psycopg.OperationalError:
-                if fresh or not conn.closed:
-                    raise
-                continue
-            try:
-                cursor.nextset()
-                statements, result = write(lock._instance(connection, await cursor.fetchone()))
-                await cursor.execute(
-                    "; ".join([statement for statement, _ in statements] + ["COMMIT"]),
-                    [param for _, params in statements for param in params],
-                )
-            except Exception:
-                with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
-                raise
-            return result
-    raise AssertionError("unreachable")
+    async with _sent(lock._alias, "BEGIN; " + sql, params) as (conn, cursor):
+        try:
+            cursor.nextset()
+            statements, result = write(lock._instance(connection, await cursor.fetchone()))
+            await cursor.execute(
+                "; ".join([statement for statement, _ in statements] + ["COMMIT"]),
+                [param for _, params in statements for param in params],
+            )
+        except Exception:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+        return result
 
 
 def _roll_back(connection: Any, cursor: Any) -> None:
